@@ -1,0 +1,36 @@
+# medground: two commands.
+#   make test       create .venv if missing, run the test suite
+#   make reproduce  create .venv if missing, execute the notebook batch (PROFILE=smoke by default)
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PROFILE ?= smoke
+PYTEST_ARGS ?=
+
+.PHONY: venv test test-fast reproduce lint clean-notebooks nbdime
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip setuptools wheel
+	$(PY) -m pip install -e ".[dev]"
+	touch $@
+
+venv: $(VENV)/.installed
+
+test: venv
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: venv
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+reproduce: venv
+	$(PY) -m medlib reproduce --profile $(PROFILE)
+
+lint: venv
+	$(PY) -m ruff check medlib tests benchmarks
+
+clean-notebooks: venv
+	$(PY) -m medlib strip-notebooks notebooks
+
+nbdime: venv
+	$(VENV)/bin/nbdime config-git --enable

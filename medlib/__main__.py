@@ -1,0 +1,55 @@
+"""Command line: ``python -m medlib <command>``.
+
+  reproduce --profile smoke|full [--only 01 02] [--force]   execute the notebook batch
+  benchmark --root DIR --profile smoke [--seed 0]            write the embedded benchmark
+  strip-notebooks [DIR]                                      remove notebook outputs
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="medlib", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("reproduce", help="execute the notebooks in order with papermill")
+    r.add_argument("--profile", default="smoke")
+    r.add_argument("--only", nargs="*", help="notebook name prefixes, e.g. 01 02_rewards")
+    r.add_argument("--force", action="store_true", help="rerun notebooks whose inputs are unchanged")
+    b = sub.add_parser("benchmark", help="write the embedded synthetic benchmark")
+    b.add_argument("--root", required=True, type=Path)
+    b.add_argument("--profile", default="smoke")
+    b.add_argument("--seed", type=int, default=0)
+    s = sub.add_parser("strip-notebooks", help="remove outputs from notebooks")
+    s.add_argument("dir", nargs="?", default="notebooks", type=Path)
+    args = ap.parse_args(argv)
+
+    if args.cmd == "reproduce":
+        from .reproduce import NotebookFailed, run_batch
+
+        try:
+            run_batch(args.profile, only=args.only, force=args.force)
+        except NotebookFailed as e:
+            print(f"\nFAILED: {e}", file=sys.stderr)
+            return 1
+        return 0
+    if args.cmd == "benchmark":
+        from .benchmark import build_benchmark
+
+        summary = build_benchmark(args.root, profile=args.profile, seed=args.seed)
+        print(summary)
+        return 0
+    if args.cmd == "strip-notebooks":
+        from .reproduce import strip_notebook
+
+        changed = [p for p in sorted(args.dir.glob("*.ipynb")) if strip_notebook(p)]
+        print(f"stripped {len(changed)} notebook(s)")
+        return 0
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

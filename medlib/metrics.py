@@ -1,0 +1,158 @@
+"""Evaluation metrics of the three papers, each aggregate with a bootstrap 95% interval.
+
+* mIoU and Acc (IoU > 0.5): MedRPG protocol, MedGround-R1 Table 1.
+* pDice (points), 2D Dice (masks), refusal count: MedReasoner Tables 2-6.
+* Volumetric DSC and IoU: MedVol-R1 Tables 1-2.
+
+Per-sample functions return floats; ``summarize`` turns a vector of per-sample values into
+``{"mean", "ci_low", "ci_high", "n"}``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from .geometry import box_iou_pairs, point_pair_disc_dice
+
+ACC_IOU_THRESHOLD = 0.5
+
+
+# ------------------------------------------------------------------------ bootstrap
+def bootstrap_ci(
+    values: Sequence[float] | np.ndarray,
+    stat: Callable[[np.ndarray], float] = np.mean,
+    n_boot: int = 2000,
+    alpha: float = 0.05,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile bootstrap ``(1 - alpha)`` interval of ``stat`` over per-sample ``values``.
+
+    Resamples with replacement ``n_boot`` times (seeded, so intervals are reproducible).
+    An empty input gives ``(nan, nan)``; a single value gives ``(v, v)``.
+    """
+    v = np.asarray(values, dtype=np.float64).reshape(-1)
+    if v.size == 0:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, v.size, size=(n_boot, v.size))
+    samples = v[idx]
+    if stat is np.mean:
+        stats = samples.mean(axis=1)
+    else:
+        stats = np.array([stat(s) for s in samples])
+    lo, hi = np.quantile(stats, [alpha / 2, 1 - alpha / 2])
+    return float(lo), float(hi)
+
+
+def summarize(values: Sequence[float] | np.ndarray, n_boot: int = 2000, seed: int = 0) -> dict[str, float]:
+    """Mean of per-sample values with its bootstrap 95% interval."""
+    v = np.asarray(values, dtype=np.float64).reshape(-1)
+    lo, hi = bootstrap_ci(v, n_boot=n_boot, seed=seed)
+    return {"mean": float(v.mean()) if v.size else float("nan"), "ci_low": lo, "ci_high": hi, "n": int(v.size)}
+
+
+# ----------------------------------------------------------------------------- boxes
+def _boxes_or_empty(boxes: Sequence) -> np.ndarray:
+    """(N, 4) float array; a missing prediction (None, wrong length) becomes an empty box
+    [0, 0, 0, 0], as MedGround-R1's evaluation does for completions without a box."""
+    out = np.zeros((len(boxes), 4), dtype=np.float64)
+    for i, b in enumerate(boxes):
+        if b is None:
+            continue
+        try:
+            a = np.asarray(b, dtype=np.float64).reshape(-1)
+        except (TypeError, ValueError):
+            continue
+        if a.shape == (4,):
+            out[i] = a
+    return out
+
+
+def per_sample_iou(pred_boxes: Sequence, gt_boxes: Sequence) -> np.ndarray:
+    """IoU of each prediction with its ground truth; missing predictions score 0."""
+    if len(pred_boxes) != len(gt_boxes):
+        raise ValueError(f"{len(pred_boxes)} predictions for {len(gt_boxes)} ground-truth boxes")
+    return box_iou_pairs(_boxes_or_empty(pred_boxes), _boxes_or_empty(gt_boxes))
+
+
+def grounding_metrics(pred_boxes: Sequence, gt_boxes: Sequence, n_boot: int = 2000, seed: int = 0) -> dict:
+    """MedRPG protocol: ``mIoU`` = mean IoU, ``Acc`` = fraction with IoU > 0.5 (both in %,
+    as the papers report them), each with a bootstrap 95% interval, plus refusals."""
+    iou = per_sample_iou(pred_boxes, gt_boxes)
+    hit = (iou > ACC_IOU_THRESHOLD).astype(np.float64)
+    miou, acc = summarize(iou * 100, n_boot, seed), summarize(hit * 100, n_boot, seed)
+    return {"mIoU": miou, "Acc": acc, "refusals": refusal_count(pred_boxes), "n": int(iou.size)}
+
+
+def refusal_count(preds: Sequence) -> int:
+    """Number of answers that give no usable prediction (None or not a 4-number box)
+    (MedReasoner's "# refusals")."""
+    n = 0
+    for p in preds:
+        if p is None:
+            n += 1
+            continue
+        try:
+            a = np.asarray(p, dtype=np.float64).reshape(-1)
+        except (TypeError, ValueError):
+            n += 1
+            continue
+        if a.shape != (4,) or not np.all(np.isfinite(a)):
+            n += 1
+    return n
+
+
+# ---------------------------------------------------------------------------- points
+def pdice(pred_points: Sequence, gt_points: Sequence) -> np.ndarray:
+    """Per-sample pDice (MedReasoner): Dice of the discs spanned by the two point pairs;
+    a missing prediction scores 0."""
+    out = np.zeros(len(gt_points), dtype=np.float64)
+    for i, (p, g) in enumerate(zip(pred_points, gt_points)):
+        if p is None:
+            continue
+        try:
+            pa = np.asarray(p, dtype=np.float64).reshape(2, 2)
+            ga = np.asarray(g, dtype=np.float64).reshape(2, 2)
+        except (TypeError, ValueError):
+            continue
+        out[i] = float(point_pair_disc_dice(pa, ga))
+    return out
+
+
+# ----------------------------------------------------------------------------- masks
+def dice(pred: np.ndarray, gt: np.ndarray, empty_value: float = 1.0) -> float:
+    """Dice = 2|P ∩ G| / (|P| + |G|) for 2D or 3D binary masks (MedReasoner mask Dice,
+    MedVol-R1 DSC). Both empty -> ``empty_value`` (1: nothing to find, nothing found)."""
+    p, g = np.asarray(pred).astype(bool), np.asarray(gt).astype(bool)
+    if p.shape != g.shape:
+        raise ValueError(f"mask shapes differ: {p.shape} vs {g.shape}")
+    denom = int(p.sum()) + int(g.sum())
+    if denom == 0:
+        return float(empty_value)
+    return 2.0 * int(np.logical_and(p, g).sum()) / denom
+
+
+def mask_iou(pred: np.ndarray, gt: np.ndarray, empty_value: float = 1.0) -> float:
+    """IoU = |P ∩ G| / |P ∪ G| for binary masks (MedVol-R1 volumetric IoU)."""
+    p, g = np.asarray(pred).astype(bool), np.asarray(gt).astype(bool)
+    if p.shape != g.shape:
+        raise ValueError(f"mask shapes differ: {p.shape} vs {g.shape}")
+    union = int(np.logical_or(p, g).sum())
+    if union == 0:
+        return float(empty_value)
+    return int(np.logical_and(p, g).sum()) / union
+
+
+def volume_metrics(preds: Sequence[np.ndarray], gts: Sequence[np.ndarray], n_boot: int = 2000, seed: int = 0) -> dict:
+    """Volumetric DSC and IoU (%), each with a bootstrap 95% interval (MedVol-R1 Table 1)."""
+    d = np.array([dice(p, g) for p, g in zip(preds, gts)]) * 100
+    j = np.array([mask_iou(p, g) for p, g in zip(preds, gts)]) * 100
+    return {"DSC": summarize(d, n_boot, seed), "IoU": summarize(j, n_boot, seed), "n": int(d.size)}
+
+
+def mask_metrics(preds: Sequence[np.ndarray], gts: Sequence[np.ndarray], n_boot: int = 2000, seed: int = 0) -> dict:
+    """2D mask Dice (%) with a bootstrap 95% interval (MedReasoner Tables 2-6)."""
+    d = np.array([dice(p, g) for p, g in zip(preds, gts)]) * 100
+    return {"Dice": summarize(d, n_boot, seed), "n": int(d.size)}
