@@ -1,0 +1,51 @@
+"""Reward functions of MedGround-R1, MedReasoner and MedVol-R1, ready for ``trl.GRPOTrainer``.
+
+``build_reward_set(paper, weights, **options)`` (in :mod:`.registry`) composes a paper's set;
+the modules hold the rewards by paper: :mod:`.medground`, :mod:`.medreasoner`, :mod:`.medvol`
+(smoothing and penalisation of MedReasoner in :mod:`.smoothing`).
+"""
+
+from ._common import Reward, RewardInputError
+from .medground import (
+    MeanIntensityScorer,
+    SemanticScorer,
+    medground_format,
+    medground_iou,
+    medground_semantic,
+    medground_semantic_released,
+    medground_spatial,
+)
+from .medreasoner import MedReasonerReward, medreasoner_batch, medreasoner_scores
+from .medvol import medvol_axial, medvol_format, medvol_spatial
+from .registry import (
+    RewardConfigError,
+    build_reward_set,
+    default_weights,
+    get_segmenter,
+    get_semantic_scorer,
+    reward_names,
+)
+
+__all__ = [
+    "MeanIntensityScorer",
+    "MedReasonerReward",
+    "Reward",
+    "RewardConfigError",
+    "RewardInputError",
+    "SemanticScorer",
+    "build_reward_set",
+    "default_weights",
+    "get_segmenter",
+    "get_semantic_scorer",
+    "medground_format",
+    "medground_iou",
+    "medground_semantic",
+    "medground_semantic_released",
+    "medground_spatial",
+    "medreasoner_batch",
+    "medreasoner_scores",
+    "medvol_axial",
+    "medvol_format",
+    "medvol_spatial",
+    "reward_names",
+]
