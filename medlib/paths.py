@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -14,12 +15,14 @@ def repo_path(p: str | Path) -> Path:
 
 
 def figures_dir() -> Path:
-    d = REPO / "figures"
-    d.mkdir(exist_ok=True)
+    """``figures/`` (or ``$MEDLIB_FIGURES_DIR``, which the notebook tests point elsewhere)."""
+    d = Path(os.environ.get("MEDLIB_FIGURES_DIR") or REPO / "figures")
+    d.mkdir(parents=True, exist_ok=True)
     return d
 
 
 def results_dir(*parts: str) -> Path:
-    d = REPO.joinpath("results", *parts)
+    """``results/<parts>`` (or under ``$MEDLIB_RESULTS_DIR``)."""
+    d = Path(os.environ.get("MEDLIB_RESULTS_DIR") or REPO / "results").joinpath(*parts)
     d.mkdir(parents=True, exist_ok=True)
     return d
