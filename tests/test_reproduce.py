@@ -11,9 +11,10 @@ from medlib.reproduce import NotebookFailed, run_batch, strip_notebook
 def _nb(cells):
     return {
         "cells": [
-            {"cell_type": "code", "metadata": {"tags": ["parameters"]}, "source": "PROFILE = 'x'\nSEED = 0",
+            {"cell_type": "code", "id": "p", "metadata": {"tags": ["parameters"]}, "source": "PROFILE = 'x'\nSEED = 0",
              "outputs": [], "execution_count": None},
-        ] + [{"cell_type": "code", "metadata": {}, "source": s, "outputs": [], "execution_count": None} for s in cells],
+        ] + [{"cell_type": "code", "id": f"c{i}", "metadata": {}, "source": s, "outputs": [], "execution_count": None}
+             for i, s in enumerate(cells)],
         "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
         "nbformat": 4,
         "nbformat_minor": 5,
