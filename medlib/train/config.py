@@ -1,0 +1,473 @@
+"""Typed run configuration, one per paper, read from YAML; bad keys or values fail naming the field.
+
+A run is ``model`` + ``data`` + up to two stages, ``sft`` (cold start; MedVol-R1 Sec. 2.4) and
+``grpo`` (all three papers). Every GRPO setting the papers rely on is a field with no library
+default behind it (REFERENCE_NOTES section 9): ``loss_type``, ``scale_rewards``, ``beta``,
+``temperature``, ``num_generations``, ``learning_rate``, ``max_completion_length``.
+
+``load_config(path, overrides)`` -> :class:`RunConfig`; overrides are ``"grpo.beta=0"`` strings
+or a nested dict. ``batch_size`` of a GRPO stage counts *prompts* per device, each sampled
+``num_generations`` times, as in the papers' trainers (VLM-R1, veRL); TRL's
+``per_device_train_batch_size`` counts completions and is ``batch_size * num_generations``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+PAPERS = ("medground", "medreasoner", "medvol")
+TEMPLATES = {
+    "medground": ("r1", "chain_of_box"),
+    "medreasoner": ("reasoning", "direct"),
+    "medvol": ("slices",),
+}
+#: Data sources with a built-in reader (see :mod:`medlib.train.datasets`): the embedded synthetic
+#: benchmark (written under ``root`` when missing), the real datasets' adapters, and toy data for
+#: tests. Any other source must be ``"package.module:function"`` returning the records of
+#: ``(root, split)``.
+SYNTHETIC_SOURCES = ("chest", "umrg_synth", "ct_synth", "toy2d", "toy3d")
+REAL_SOURCES = ("mscxr", "chestxray8", "umrg", "m3d_refseg", "m3d_seg")
+SOURCES = SYNTHETIC_SOURCES + REAL_SOURCES
+LOSS_TYPES = ("grpo", "dr_grpo", "dapo", "bnpo")
+SCALE_REWARDS = ("group", "batch", "none")
+SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine")
+DEVICES = ("auto", "cpu", "cuda")
+VLLM_MODES = ("colocate", "server")
+_SOURCE_FN = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+
+
+class ConfigError(ValueError):
+    """A run configuration with an unknown key or a bad value; the message names the field."""
+
+
+@dataclass
+class ModelConfig:
+    name_or_path: str = "tiny"
+    """Hub id (``Qwen/Qwen2.5-VL-7B-Instruct``), local folder, or ``"tiny"`` to build the tiny
+    CPU Qwen2.5-VL (:func:`medlib.models.build_tiny_qwen25vl`) under the run folder."""
+    dtype: str = "auto"
+    """Weights dtype: auto, bfloat16, float16, float32."""
+    attn_implementation: str = "auto"
+    """auto (flash_attention_2 on CUDA with flash-attn, else sdpa), flash_attention_2, sdpa, eager."""
+    min_pixels: int | None = None
+    """Processor's smallest resized image (pixels); None keeps the checkpoint's value."""
+    max_pixels: int | None = None
+    """Processor's largest resized image (pixels); None keeps the checkpoint's value."""
+    tiny: dict[str, Any] = field(default_factory=dict)
+    """Size overrides of :class:`medlib.models.TinyQwenSpec` when ``name_or_path`` is ``"tiny"``."""
+
+
+@dataclass
+class DataConfig:
+    source: str = "chest"
+    """Embedded benchmark: chest (MS-CXR format), umrg_synth (U-MRG format), ct_synth (M3D-RefSeg
+    format), each written under ``root`` when missing; real data: mscxr, chestxray8, umrg,
+    m3d_refseg, m3d_seg; tests: toy2d, toy3d; or ``"package.module:function"``."""
+    root: str = "build/data/chest"
+    """Dataset folder (relative paths are relative to the repository root)."""
+    subsets: list[str] = field(default_factory=list)
+    """m3d_seg: M3D-Seg dataset ids to use (e.g. 0003 AbdomenCT-1k, 0004 KiTS23, 0012 CT-ORG)."""
+    train_split: str = "train"
+    max_samples: int | None = None
+    """Use only the first N training records (None: all)."""
+    template: str = ""
+    """Prompt template (empty: the paper's default): medground r1 | chain_of_box; medreasoner
+    reasoning | direct; medvol slices."""
+    sizes: dict[str, int] = field(default_factory=lambda: {"train": 64, "val": 16, "test": 32})
+    """Samples per split when the data is generated (chest, toy2d, toy3d)."""
+    image_size: int = 224
+    """Image side of generated 2D data (chest, toy2d)."""
+    volume_shape: list[int] = field(default_factory=lambda: [32, 64, 64])
+    """[z, y, x] of generated volumes (toy3d)."""
+    seed: int = 0
+    """Seed of generated data and of the SFT target sampling."""
+    n_slices: int = 64
+    """MedVol-R1: axial slices sampled uniformly from each volume (Sec. 3: 64)."""
+    slice_size: int = 256
+    """MedVol-R1: side of each slice image (Sec. 3: 256 x 256)."""
+    top_k: int = 3
+    """MedVol-R1 SFT targets: Top-K visibility sampling (Sec. 2.4)."""
+
+
+@dataclass
+class LoraSettings:
+    enabled: bool = False
+    r: int = 128
+    alpha: int = 256
+    dropout: float = 0.05
+    target_modules: str | list[str] = "all-linear"
+    """``"all-linear"`` (MedVol-R1 Sec. 3) or a list of module names."""
+
+
+@dataclass
+class StageConfig:
+    enabled: bool = True
+    learning_rate: float = 1e-6
+    epochs: float = 1.0
+    max_steps: int = -1
+    """Optimizer steps; -1: run ``epochs`` epochs."""
+    batch_size: int = 1
+    """Per device: samples (SFT) or prompts (GRPO; each sampled num_generations times)."""
+    grad_accum: int = 1
+    warmup_ratio: float = 0.0
+    lr_scheduler: str = "constant"
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    optim: str = "adamw_torch"
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    save_steps: int = 500
+    """Checkpoint every N optimizer steps (a killed run resumes from the last one)."""
+    save_total_limit: int | None = 2
+    logging_steps: int = 10
+    init_from: str = "base"
+    """base (the model of ``model``), sft (this run's SFT result), or a model folder."""
+
+
+@dataclass
+class SFTStage(StageConfig):
+    max_length: int | None = None
+    """Truncate sequences to this many tokens (None: no truncation; never cut image tokens)."""
+    completion_only_loss: bool = True
+
+
+@dataclass
+class GRPOStage(StageConfig):
+    num_generations: int = 4
+    beta: float = 0.04
+    max_completion_length: int = 256
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0
+    repetition_penalty: float = 1.0
+    loss_type: str = "grpo"
+    scale_rewards: str = "group"
+    epsilon: float = 0.2
+    num_iterations: int = 1
+    mask_truncated_completions: bool = False
+    rewards: dict[str, float] | None = None
+    """Reward name -> weight (:func:`medlib.rewards.build_reward_set`); None: the paper's set."""
+    reward_options: dict[str, Any] = field(default_factory=dict)
+    """Options of the paper's reward set (e.g. ``semantic_scorer``, ``mode``, ``segmenter``)."""
+    use_vllm: bool = False
+    vllm_mode: str = "colocate"
+    vllm_gpu_memory_utilization: float = 0.3
+    log_completions: bool = False
+
+
+@dataclass
+class RunConfig:
+    paper: str
+    """medground, medreasoner or medvol."""
+    name: str
+    """Run name: outputs go to ``<output_dir>/<name>/<stage>/``."""
+    output_dir: str = "runs"
+    seed: int = 0
+    device: str = "auto"
+    """auto, cpu or cuda."""
+    bf16: bool = False
+    """bfloat16 mixed precision (GPU only)."""
+    gradient_checkpointing: bool = False
+    """Recompute activations to save memory (GPU runs; slow and pointless on CPU)."""
+    report_to: list[str] = field(default_factory=lambda: ["tensorboard"])
+    progress: bool = True
+    """tqdm progress bars."""
+    resume: bool = True
+    """Resume a stage from its last checkpoint when one exists."""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    sft: SFTStage = field(default_factory=lambda: SFTStage(enabled=False))
+    grpo: GRPOStage = field(default_factory=GRPOStage)
+
+    # ------------------------------------------------------------------ derived
+    @property
+    def template(self) -> str:
+        return self.data.template or TEMPLATES[self.paper][0]
+
+    def run_dir(self, stage: str) -> Path:
+        from ..paths import repo_path
+
+        return repo_path(self.output_dir) / self.name / stage
+
+    def data_root(self) -> Path:
+        from ..paths import repo_path
+
+        return repo_path(self.data.root)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# ------------------------------------------------------------------------ parsing
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    """``value`` checked (and, for numbers written as strings such as ``1e-6``, converted)
+    against the annotation ``tp``; ConfigError naming ``where`` otherwise."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(value, a, where)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(f"{where}: {value!r} is not a {' or '.join(_type_name(a) for a in args)}")
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping of {tp.__name__} fields, got {value!r}")
+        return _build(tp, value, where)
+    if origin is list:
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        (item,) = typing.get_args(tp) or (Any,)
+        return [_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        _, vt = typing.get_args(tp) or (str, Any)
+        return {str(k): _coerce(v, vt, f"{where}.{k}") for k, v in value.items()}
+    if tp is Any:
+        return value
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        try:
+            f = float(value)
+        except ValueError:
+            raise ConfigError(f"{where}: expected an integer, got {value!r}") from None
+        if not math.isfinite(f) or f != int(f):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return int(f)
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        try:
+            f = float(value)
+        except ValueError:
+            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+        if not math.isfinite(f):
+            raise ConfigError(f"{where}: expected a finite number, got {value!r}")
+        return f
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    raise ConfigError(f"{where}: unsupported field type {tp}")  # pragma: no cover - config classes only
+
+
+def _build(cls: type, data: dict[str, Any], where: str = "") -> Any:
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        prefix = f"{where}." if where else ""
+        raise ConfigError(
+            f"unknown config key(s) {', '.join(prefix + k for k in unknown)}; "
+            f"valid keys{' of ' + where if where else ''}: {', '.join(sorted(fields))}"
+        )
+    kwargs = {}
+    for name, value in data.items():
+        kwargs[name] = _coerce(value, hints[name], f"{where}.{name}" if where else name)
+    missing = [n for n, f in fields.items() if n not in kwargs and f.default is dataclasses.MISSING
+               and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise ConfigError(f"missing required config key(s) {', '.join(missing)}" + (f" in {where}" if where else ""))
+    if cls is RunConfig and "sft" in data and "enabled" not in data["sft"]:
+        kwargs["sft"].enabled = True  # writing an sft section means running it, unless it says otherwise
+    return cls(**kwargs)
+
+
+def _check(cond: bool, where: str, msg: str) -> None:
+    if not cond:
+        raise ConfigError(f"{where}: {msg}")
+
+
+def _check_stage(s: StageConfig, name: str) -> None:
+    _check(s.learning_rate > 0, f"{name}.learning_rate", f"must be > 0, got {s.learning_rate}")
+    _check(s.epochs > 0, f"{name}.epochs", f"must be > 0, got {s.epochs}")
+    _check(s.max_steps == -1 or s.max_steps > 0, f"{name}.max_steps", f"must be -1 or > 0, got {s.max_steps}")
+    _check(s.batch_size >= 1, f"{name}.batch_size", f"must be >= 1, got {s.batch_size}")
+    _check(s.grad_accum >= 1, f"{name}.grad_accum", f"must be >= 1, got {s.grad_accum}")
+    _check(0 <= s.warmup_ratio < 1, f"{name}.warmup_ratio", f"must be in [0, 1), got {s.warmup_ratio}")
+    _check(s.lr_scheduler in SCHEDULERS, f"{name}.lr_scheduler", f"must be one of {SCHEDULERS}, got {s.lr_scheduler!r}")
+    _check(s.weight_decay >= 0, f"{name}.weight_decay", f"must be >= 0, got {s.weight_decay}")
+    _check(s.max_grad_norm > 0, f"{name}.max_grad_norm", f"must be > 0, got {s.max_grad_norm}")
+    _check(s.save_steps >= 1, f"{name}.save_steps", f"must be >= 1, got {s.save_steps}")
+    _check(s.save_total_limit is None or s.save_total_limit >= 1, f"{name}.save_total_limit",
+           f"must be >= 1 or null, got {s.save_total_limit}")
+    _check(s.logging_steps >= 1, f"{name}.logging_steps", f"must be >= 1, got {s.logging_steps}")
+    _check(bool(s.init_from), f"{name}.init_from", "must be base, sft or a model folder")
+    lo = s.lora
+    _check(lo.r >= 1, f"{name}.lora.r", f"must be >= 1, got {lo.r}")
+    _check(lo.alpha >= 1, f"{name}.lora.alpha", f"must be >= 1, got {lo.alpha}")
+    _check(0 <= lo.dropout < 1, f"{name}.lora.dropout", f"must be in [0, 1), got {lo.dropout}")
+    tm = lo.target_modules
+    _check(tm == "all-linear" or (isinstance(tm, list) and tm and all(tm)), f"{name}.lora.target_modules",
+           f"must be 'all-linear' or a non-empty list of module names, got {tm!r}")
+
+
+def validate(cfg: RunConfig) -> RunConfig:
+    """Check every value of ``cfg`` (device-independent checks; see :func:`check_device`)."""
+    _check(cfg.paper in PAPERS, "paper", f"must be one of {PAPERS}, got {cfg.paper!r}")
+    _check(bool(re.fullmatch(r"[\w.+-]+(/[\w.+-]+)*", cfg.name or "")), "name",
+           f"must be a non-empty folder name (letters, digits, _ . + -), got {cfg.name!r}")
+    _check(cfg.device in DEVICES, "device", f"must be one of {DEVICES}, got {cfg.device!r}")
+    _check(all(r in ("tensorboard", "none") for r in cfg.report_to), "report_to",
+           f"supported: tensorboard, none; got {cfg.report_to}")
+    m = cfg.model
+    _check(bool(m.name_or_path), "model.name_or_path", "must be a hub id, a folder or 'tiny'")
+    from ..models.load import ATTN_IMPLEMENTATIONS, DTYPES
+
+    _check(m.dtype in DTYPES, "model.dtype", f"must be one of {DTYPES}, got {m.dtype!r}")
+    _check(m.attn_implementation in ATTN_IMPLEMENTATIONS, "model.attn_implementation",
+           f"must be one of {ATTN_IMPLEMENTATIONS}, got {m.attn_implementation!r}")
+    for k in ("min_pixels", "max_pixels"):
+        v = getattr(m, k)
+        _check(v is None or v >= 28 * 28, f"model.{k}", f"must be >= 784 or null, got {v}")
+    if m.min_pixels and m.max_pixels:
+        _check(m.min_pixels <= m.max_pixels, "model.min_pixels", "must be <= model.max_pixels")
+    if m.tiny:
+        from ..models.tiny import TinyQwenSpec
+
+        bad = sorted(set(m.tiny) - set(TinyQwenSpec.__dataclass_fields__))
+        _check(not bad, "model.tiny", f"unknown size(s) {bad}; valid: {sorted(TinyQwenSpec.__dataclass_fields__)}")
+    d = cfg.data
+    _check(d.source in SOURCES or bool(_SOURCE_FN.match(d.source)), "data.source",
+           f"must be one of {SOURCES} or 'package.module:function', got {d.source!r}")
+    if d.source == "m3d_seg":
+        _check(len(d.subsets) > 0, "data.subsets", "m3d_seg needs the M3D-Seg dataset ids to use, e.g. [\"0004\"]")
+    if d.template:
+        _check(d.template in TEMPLATES[cfg.paper], "data.template",
+               f"{cfg.paper} templates are {TEMPLATES[cfg.paper]}, got {d.template!r}")
+    _check(d.max_samples is None or d.max_samples >= 1, "data.max_samples", f"must be >= 1 or null, got {d.max_samples}")
+    _check(all(v >= 0 for v in d.sizes.values()), "data.sizes", f"sizes must be >= 0, got {d.sizes}")
+    _check(d.image_size >= 28, "data.image_size", f"must be >= 28, got {d.image_size}")
+    _check(len(d.volume_shape) == 3 and min(d.volume_shape) >= 4, "data.volume_shape",
+           f"must be [z, y, x] with every side >= 4, got {d.volume_shape}")
+    _check(d.n_slices >= 1, "data.n_slices", f"must be >= 1, got {d.n_slices}")
+    _check(d.slice_size >= 28, "data.slice_size", f"must be >= 28, got {d.slice_size}")
+    _check(d.top_k >= 1, "data.top_k", f"must be >= 1, got {d.top_k}")
+    _check(cfg.sft.enabled or cfg.grpo.enabled, "sft.enabled", "at least one of sft and grpo must be enabled")
+    _check_stage(cfg.sft, "sft")
+    _check_stage(cfg.grpo, "grpo")
+    _check(cfg.sft.max_length is None or cfg.sft.max_length >= 16, "sft.max_length",
+           f"must be >= 16 or null, got {cfg.sft.max_length}")
+    _check(cfg.sft.init_from != "sft", "sft.init_from", "an SFT stage cannot start from its own result")
+    g = cfg.grpo
+    _check(g.num_generations >= 2, "grpo.num_generations", f"GRPO needs >= 2 generations, got {g.num_generations}")
+    _check(g.beta >= 0, "grpo.beta", f"must be >= 0, got {g.beta}")
+    _check(g.max_completion_length >= 1, "grpo.max_completion_length", f"must be >= 1, got {g.max_completion_length}")
+    _check(g.temperature > 0, "grpo.temperature", f"must be > 0, got {g.temperature}")
+    _check(0 < g.top_p <= 1, "grpo.top_p", f"must be in (0, 1], got {g.top_p}")
+    _check(g.top_k >= 0, "grpo.top_k", f"must be >= 0, got {g.top_k}")
+    _check(g.repetition_penalty > 0, "grpo.repetition_penalty", f"must be > 0, got {g.repetition_penalty}")
+    _check(g.loss_type in LOSS_TYPES, "grpo.loss_type", f"must be one of {LOSS_TYPES}, got {g.loss_type!r}")
+    _check(g.scale_rewards in SCALE_REWARDS, "grpo.scale_rewards",
+           f"must be one of {SCALE_REWARDS}, got {g.scale_rewards!r}")
+    _check(g.epsilon > 0, "grpo.epsilon", f"must be > 0, got {g.epsilon}")
+    _check(g.num_iterations >= 1, "grpo.num_iterations", f"must be >= 1, got {g.num_iterations}")
+    _check(g.vllm_mode in VLLM_MODES, "grpo.vllm_mode", f"must be one of {VLLM_MODES}, got {g.vllm_mode!r}")
+    _check(0 < g.vllm_gpu_memory_utilization <= 1, "grpo.vllm_gpu_memory_utilization",
+           f"must be in (0, 1], got {g.vllm_gpu_memory_utilization}")
+    if g.rewards is not None:
+        _check(len(g.rewards) > 0, "grpo.rewards", "must name at least one reward (or be null for the paper's set)")
+    from ..rewards.registry import RewardConfigError, build_reward_set
+
+    try:  # names, weights and options; builds light objects only (models load on first call)
+        build_reward_set(cfg.paper, g.rewards, **g.reward_options)
+    except RewardConfigError as e:
+        raise ConfigError(f"grpo.rewards / grpo.reward_options: {e}") from None
+    return cfg
+
+
+def check_device(cfg: RunConfig) -> str:
+    """The device a run will use; GPU-only options on a CPU raise one clear ConfigError."""
+    import warnings
+
+    import torch
+
+    cuda = torch.cuda.is_available()
+    if cfg.device == "cuda" and not cuda:
+        raise ConfigError("device: cuda was requested but no CUDA GPU is visible; set device: cpu or auto")
+    dev = "cuda" if cfg.device == "cuda" or (cfg.device == "auto" and cuda) else "cpu"
+    if dev == "cpu":
+        if cfg.bf16:
+            raise ConfigError("bf16: bfloat16 mixed precision is a GPU option; set bf16: false for a CPU run")
+        if cfg.grpo.enabled and cfg.grpo.use_vllm:
+            raise ConfigError("grpo.use_vllm: vLLM generation needs a GPU; set grpo.use_vllm: false for a CPU run")
+        if cfg.model.attn_implementation == "flash_attention_2":
+            raise ConfigError("model.attn_implementation: flash_attention_2 needs a GPU; use auto or sdpa on CPU")
+        if cfg.gradient_checkpointing:
+            warnings.warn("gradient_checkpointing on a CPU run only slows it down (it saves GPU memory); "
+                          "set gradient_checkpointing: false", stacklevel=2)
+    return dev
+
+
+# ------------------------------------------------------------------------ loading
+def parse_overrides(items: list[str] | None) -> dict[str, Any]:
+    """``["grpo.beta=0", "data.sizes={train: 8}"]`` -> nested dict (values parsed as YAML)."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like section.key=value")
+        key, raw = item.split("=", 1)
+        node = out
+        parts = key.strip().split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {item!r} conflicts with another override of {p}")
+        node[parts[-1]] = yaml.safe_load(raw)
+    return out
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def config_from_dict(data: dict[str, Any], overrides: dict[str, Any] | list[str] | None = None) -> RunConfig:
+    """A validated :class:`RunConfig` from a nested dict plus overrides."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"a run config must be a mapping, got {type(data).__name__}")
+    over = parse_overrides(overrides) if isinstance(overrides, list) else (overrides or {})
+    return validate(_build(RunConfig, _merge(data, over)))
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | list[str] | None = None) -> RunConfig:
+    """Read a YAML run config (see ``configs/<paper>/*.yaml``) and validate it."""
+    import yaml
+
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{p}: config file not found")
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{p}: not valid YAML ({e})") from e
+    try:
+        return config_from_dict(data, overrides)
+    except ConfigError as e:
+        raise ConfigError(f"{p}: {e}") from None
