@@ -1,0 +1,650 @@
+"""Train and evaluate the small CLIP that stands in for MedGround-R1's frozen MedCLIP on CPU.
+
+No CLIP weights install offline (REFERENCE_NOTES section 5), so medlib trains one with
+open_clip's own classes (``open_clip.CLIP``: a small ViT image tower, a small text transformer,
+open_clip's BPE ``SimpleTokenizer``, whose vocabulary ships inside the open_clip wheel) on
+(crop, phrase) pairs of the embedded chest benchmark:
+
+* positives: the phrase's box, exact and jittered (edges moved by a few % of the box size,
+  IoU >= 0.5 with the box), from the image at full and at half resolution (the CPU profiles
+  render the benchmark at 112 as well as 224 pixels);
+* hard negatives: crops of the same image that cover < 25% of every annotated region (the
+  mirror box in the other lung, a box of the same size elsewhere, a random box), and regions
+  of one image with their own phrases in the same batch (triplets that share one image);
+* loss: symmetric InfoNCE with open_clip's learnable temperature (``logit_scale``); the
+  text-to-image direction also ranks the phrase against the negative crops, and texts that
+  occur several times in a batch count every crop of theirs as positive.
+
+``python -m medlib.semantic_train --bench-root build/semantic_bench --out build/semantic_clip``
+generates the benchmark if needed, trains for ``--minutes``, saves the model folder that
+``medlib.semantic.load_scorer("small:<out>")`` reads and writes held-out retrieval numbers to
+``results/semantic_clip.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import subprocess
+import sys
+import time
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .geometry import box_iou_pairs
+from .semantic import ClipScorer, as_rgb_uint8, pixel_boxes
+
+Triplet = tuple[np.ndarray, Sequence[float], str]  # (image, xyxy box in its pixels, phrase)
+
+
+@dataclass
+class SmallClipConfig:
+    """Architecture of the small CLIP (open_clip ``CLIPVisionCfg`` / ``CLIPTextCfg`` values)."""
+
+    image_size: int = 64  # crops are squashed to image_size x image_size
+    patch_size: int = 8
+    vision_width: int = 96
+    vision_layers: int = 3
+    text_width: int = 96
+    text_layers: int = 3
+    head_width: int = 32
+    embed_dim: int = 96
+    context_length: int = 32  # BPE tokens; benchmark phrases need at most ~16
+    mean: float = 0.5  # grey radiographs: the same normalisation on the three channels
+    std: float = 0.25
+
+    def model_cfg(self) -> dict:
+        return {
+            "embed_dim": self.embed_dim,
+            "vision_cfg": {
+                "image_size": self.image_size,
+                "patch_size": self.patch_size,
+                "width": self.vision_width,
+                "layers": self.vision_layers,
+                "head_width": self.head_width,
+            },
+            "text_cfg": {
+                "context_length": self.context_length,
+                "vocab_size": 49408,  # open_clip SimpleTokenizer (bpe_simple_vocab_16e6)
+                "width": self.text_width,
+                "heads": max(1, self.text_width // self.head_width),
+                "layers": self.text_layers,
+            },
+        }
+
+    def preprocess_cfg(self) -> dict:
+        return {
+            "size": self.image_size,
+            "mode": "RGB",
+            "mean": [self.mean] * 3,
+            "std": [self.std] * 3,
+            "interpolation": "bicubic",
+            "resize_mode": "squash",  # keep the whole box (a centre crop would cut tall boxes)
+            "fill_color": 0,
+        }
+
+
+def build_small_clip(config: SmallClipConfig, seed: int = 0) -> ClipScorer:
+    """A randomly initialised small CLIP wrapped as a :class:`ClipScorer` (CPU)."""
+    import open_clip
+
+    torch.manual_seed(seed)
+    mcfg, pcfg = config.model_cfg(), config.preprocess_cfg()
+    model = open_clip.CLIP(**mcfg)
+    open_clip.model.set_model_preprocess_cfg(model, pcfg)
+    preprocess = open_clip.image_transform(
+        pcfg["size"], is_train=False, mean=pcfg["mean"], std=pcfg["std"],
+        resize_mode=pcfg["resize_mode"], interpolation=pcfg["interpolation"],
+    )
+    tokenizer = open_clip.SimpleTokenizer(context_length=config.context_length)
+    return ClipScorer(model, tokenizer, preprocess, model_cfg=mcfg, preprocess_cfg=pcfg,
+                      name="medlib small CLIP", device="cpu")
+
+
+# ----------------------------------------------------------------------------- boxes
+def _coverage(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Fraction of each box in ``b`` (M, 4) covered by box ``a`` (4,)."""
+    iw = np.clip(np.minimum(a[2], b[:, 2]) - np.maximum(a[0], b[:, 0]), 0, None)
+    ih = np.clip(np.minimum(a[3], b[:, 3]) - np.maximum(a[1], b[:, 1]), 0, None)
+    area = np.clip((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]), 1e-9, None)
+    return iw * ih / area
+
+
+def jitter_box(box, w: int, h: int, rng: np.random.Generator, scale: float = 0.1, min_iou: float = 0.5):
+    """The box with each edge moved by N(0, scale * side), clipped, IoU >= min_iou."""
+    b = np.asarray(box, dtype=np.float64)
+    bw, bh = b[2] - b[0], b[3] - b[1]
+    for _ in range(10):
+        c = b + rng.normal(0, scale, 4) * np.array([bw, bh, bw, bh])
+        c = np.clip(c, 0, [w, h, w, h])
+        if c[2] - c[0] >= 2 and c[3] - c[1] >= 2 and box_iou_pairs(c[None], b[None])[0] >= min_iou:
+            return c
+    return b
+
+
+def negative_box(known: np.ndarray, ref, w: int, h: int, rng: np.random.Generator, kind: str,
+                 max_cover: float = 0.25) -> np.ndarray:
+    """A box of ``kind`` ("mirror": the reference box mirrored left-right; "same_size": the
+    reference size at a random place; "random": any size and place) covering less than
+    ``max_cover`` of every known region; the least-covering of 30 draws if none qualifies."""
+    r = np.asarray(ref, dtype=np.float64)
+    rw, rh = max(r[2] - r[0], 2.0), max(r[3] - r[1], 2.0)
+    best, best_cover = None, np.inf
+    for t in range(30):
+        if kind == "mirror" and t == 0:
+            c = np.array([w - r[2], r[1], w - r[0], r[3]])
+        else:
+            if kind == "random" or (kind == "mirror" and t % 2):
+                bw, bh = rng.uniform(0.06, 0.6) * w, rng.uniform(0.06, 0.6) * h
+            else:
+                bw = min(rw * math.exp(rng.uniform(-0.3, 0.3)), w - 1)
+                bh = min(rh * math.exp(rng.uniform(-0.3, 0.3)), h - 1)
+            x1, y1 = rng.uniform(0, w - bw), rng.uniform(0, h - bh)
+            c = np.array([x1, y1, x1 + bw, y1 + bh])
+        cover = float(_coverage(c, known).max()) if len(known) else 0.0
+        if cover < max_cover:
+            return c
+        if cover < best_cover:
+            best, best_cover = c, cover
+    return best
+
+
+# ----------------------------------------------------------------------------- crop pool
+@dataclass
+class CropPool:
+    """Pre-resized uint8 crops: ``pos`` (T, P, S, S, C), ``neg`` (T, K, S, S, C); C = 1 when
+    every image is grey. ``text_id`` (T,) indexes ``texts``; ``siblings[t]``: other triplets of
+    the same image."""
+
+    pos: np.ndarray
+    neg: np.ndarray
+    text_id: np.ndarray
+    texts: list[str]
+    siblings: list[list[int]]
+
+
+def _resize_pil(scorer: ClipScorer, arrays: list[np.ndarray]) -> np.ndarray:
+    from PIL import Image
+
+    return scorer.pixel_arrays([Image.fromarray(a) for a in arrays])
+
+
+def build_crop_pool(
+    scorer: ClipScorer,
+    triplets: Sequence[Triplet],
+    *,
+    pos_views: int = 4,
+    neg_views: int = 2,
+    jitter: float = 0.08,
+    half_res_prob: float = 0.5,
+    seed: int = 0,
+) -> CropPool:
+    """Crops of every triplet through the scorer's own transform (see module docstring)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    by_image: dict[int, list[int]] = defaultdict(list)
+    for t, (img, _, _) in enumerate(triplets):
+        by_image[id(img)].append(t)
+    texts = list(dict.fromkeys(str(p) for _, _, p in triplets))
+    index = {p: i for i, p in enumerate(texts)}
+    pos_list, neg_list, grey = [], [], True
+    half_cache: dict[int, np.ndarray] = {}
+    for t, (img, box, _) in enumerate(triplets):
+        full = as_rgb_uint8(img)
+        if full is None:
+            raise ValueError(f"triplet {t}: image is not an HxW or HxWx3 array")
+        h, w = full.shape[:2]
+        known = np.array([triplets[s][1] for s in by_image[id(img)]], dtype=np.float64).reshape(-1, 4)
+        _, ok = pixel_boxes([box], [(h, w)])
+        if not ok[0]:
+            raise ValueError(f"triplet {t}: box {list(box)} is empty inside the {w}x{h} image")
+        boxes = [np.asarray(box, float)] + [jitter_box(box, w, h, rng, jitter) for _ in range(pos_views - 1)]
+        kinds = ["mirror", "same_size", "random"]
+        boxes += [negative_box(known, box, w, h, rng, kinds[k % 3]) for k in range(neg_views)]
+        crops = []
+        for b in boxes:
+            src, f = full, 1.0
+            if rng.random() < half_res_prob and min(h, w) >= 64:
+                if id(img) not in half_cache:
+                    half_cache = {id(img): np.asarray(Image.fromarray(full).resize((w // 2, h // 2), Image.BILINEAR))}
+                src, f = half_cache[id(img)], 0.5
+            wins, ok = pixel_boxes([b * f], [src.shape[:2]])
+            win = wins[0] if ok[0] else (0, 0, src.shape[1], src.shape[0])
+            crops.append(src[win[1] : win[3], win[0] : win[2]])
+        arr = _resize_pil(scorer, crops)
+        grey = grey and bool((arr[..., 0] == arr[..., 1]).all() and (arr[..., 0] == arr[..., 2]).all())
+        pos_list.append(arr[:pos_views])
+        neg_list.append(arr[pos_views:])
+    pos, neg = np.stack(pos_list), np.stack(neg_list)
+    if grey:
+        pos, neg = pos[..., :1].copy(), neg[..., :1].copy()
+    siblings = [[s for s in by_image[id(triplets[t][0])] if s != t] for t in range(len(triplets))]
+    text_id = np.array([index[str(p)] for _, _, p in triplets])
+    return CropPool(pos, neg, text_id, texts, siblings)
+
+
+# ----------------------------------------------------------------------------- training
+def contrastive_loss(img: torch.Tensor, txt: torch.Tensor, img_text: torch.Tensor, n_pos: int,
+                     logit_scale: torch.Tensor) -> torch.Tensor:
+    """Symmetric InfoNCE (CLIP, Radford et al. 2021) with several positives per text.
+
+    ``img`` (n_pos + n_neg, D) normalised crops, the first ``n_pos`` with text index
+    ``img_text`` into ``txt`` (T, D); the rest are negatives for every text. Image->text:
+    cross-entropy over the T texts. Text->image: -log of the softmax mass on the text's own
+    crops, over all crops.
+    """
+    logits = logit_scale.exp().clamp(max=100.0) * img @ txt.T  # (n_img, T)
+    i2t = F.cross_entropy(logits[:n_pos], img_text)
+    pos = torch.zeros_like(logits, dtype=torch.bool)
+    pos[torch.arange(n_pos), img_text] = True
+    t_logits = logits.T  # (T, n_img)
+    t2i = (torch.logsumexp(t_logits, 1) - torch.logsumexp(t_logits.masked_fill(~pos.T, -torch.inf), 1)).mean()
+    return 0.5 * (i2t + t2i)
+
+
+def _lr_at(step: int, total: int, base: float, warmup: int) -> float:
+    if step < warmup:
+        return base * (step + 1) / warmup
+    p = (step - warmup) / max(1, total - warmup)
+    return base * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, p))))
+
+
+def _batch_pixels(scorer: ClipScorer, arr: np.ndarray, rng: np.random.Generator) -> torch.Tensor:
+    """uint8 crops -> normalised tensor, with a small per-crop contrast/brightness jitter."""
+    x = torch.from_numpy(arr)
+    if x.shape[-1] == 1:
+        x = x.expand(*x.shape[:-1], 3)
+    x = x.permute(0, 3, 1, 2).float().div_(255.0)
+    n = x.shape[0]
+    c = torch.from_numpy(rng.uniform(0.85, 1.15, (n, 1, 1, 1))).float()
+    b = torch.from_numpy(rng.uniform(-0.06, 0.06, (n, 1, 1, 1))).float()
+    x = ((x - 0.5) * c + 0.5 + b).clamp_(0, 1)
+    return scorer._tensor_stage(x)
+
+
+def train_small_clip(
+    triplets: Sequence[Triplet],
+    out_dir: str | Path | None,
+    *,
+    config: SmallClipConfig | None = None,
+    steps: int | None = None,
+    minutes: float = 5.0,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    weight_decay: float = 0.05,
+    warmup: int = 20,
+    pos_views: int = 4,
+    neg_views: int = 2,
+    half_res_prob: float = 0.5,
+    seed: int = 0,
+    threads: int | None = 1,
+    progress: bool = True,
+) -> ClipScorer:
+    """Train a small CLIP on (image, xyxy box, phrase) triplets and save it to ``out_dir``
+    (the folder :meth:`ClipScorer.from_dir` reads; None: do not save).
+
+    ``steps=None`` runs as many steps as fit in ``minutes`` (timed over the first steps; the
+    step count is recorded in ``scorer.info`` so ``steps=`` repeats the run exactly). Triplets
+    that share one image array (the same object) are regions of one image: negatives avoid
+    all of them, and each is put in a batch with a sibling when it has one.
+    """
+    from tqdm.auto import tqdm
+
+    if len(triplets) < 2:
+        raise ValueError(f"need at least 2 triplets to train a contrastive model, got {len(triplets)}")
+    if threads:
+        torch.set_num_threads(threads)
+    config = config or SmallClipConfig()
+    scorer = build_small_clip(config, seed)
+    t0 = time.time()
+    pool = build_crop_pool(scorer, triplets, pos_views=pos_views, neg_views=neg_views,
+                           half_res_prob=half_res_prob, seed=seed)
+    pool_s = time.time() - t0
+    tokens = scorer.tokenizer(pool.texts)
+    model = scorer.model
+    for p in model.parameters():
+        p.requires_grad_(True)
+    model.train()
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embedding" not in n]
+    rest = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embedding" not in n)]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
+                             {"params": rest, "weight_decay": 0.0}], lr=lr)
+    rng = np.random.default_rng(seed + 1)
+    T = len(triplets)
+    B = min(batch_size, T)
+    total = steps if steps is not None else 10**9
+    budget = minutes * 60.0
+    losses: list[float] = []
+    bar = tqdm(desc="small CLIP", disable=not progress, leave=False)
+    t_start, stopped_by_time, step = time.time(), False, 0
+    while step < total:
+        anchors = rng.choice(T, size=max(1, B // 2), replace=False)
+        chosen = dict.fromkeys(int(a) for a in anchors)
+        for a in anchors:
+            if pool.siblings[a] and len(chosen) < B:
+                chosen.setdefault(int(rng.choice(pool.siblings[a])))
+        while len(chosen) < B:
+            chosen.setdefault(int(rng.integers(T)))
+        idx = np.fromiter(chosen, dtype=np.int64)
+        pos = pool.pos[idx, rng.integers(pos_views, size=len(idx))]
+        neg = pool.neg[anchors, rng.integers(neg_views, size=len(anchors))] if neg_views else pos[:0]
+        x = _batch_pixels(scorer, np.concatenate([pos, neg]), rng)
+        uniq, img_text = np.unique(pool.text_id[idx], return_inverse=True)
+        for g in opt.param_groups:
+            g["lr"] = _lr_at(step, total if steps is not None else max(total, warmup + 1), lr, warmup)
+        img = model.encode_image(x, normalize=True)
+        txt = model.encode_text(tokens[torch.from_numpy(uniq)], normalize=True)
+        loss = contrastive_loss(img, txt, torch.from_numpy(img_text), len(idx), model.logit_scale)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            model.logit_scale.clamp_(0, math.log(100.0))
+        losses.append(float(loss.detach()))
+        step += 1
+        bar.update(1)
+        elapsed = time.time() - t_start
+        if steps is None and step == 5:  # calibrate the step count to the time budget
+            total = max(warmup + 1, int(budget / (elapsed / 5)))
+        if elapsed > 1.15 * budget:
+            stopped_by_time = True
+            break
+    bar.close()
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    scorer._text_cache.clear()
+    scorer.info = {
+        "architecture": asdict(config),
+        "tokenizer": "open_clip SimpleTokenizer (BPE bpe_simple_vocab_16e6.txt.gz, shipped in the open_clip wheel)",
+        "training": {
+            "triplets": T, "distinct_phrases": len(pool.texts), "steps": step, "batch_size": B,
+            "lr": lr, "weight_decay": weight_decay, "warmup": warmup, "pos_views": pos_views,
+            "neg_views": neg_views, "half_res_prob": half_res_prob, "seed": seed,
+            "threads": torch.get_num_threads(), "pool_seconds": round(pool_s, 1),
+            "train_seconds": round(time.time() - t_start, 1), "stopped_by_time": stopped_by_time,
+            "loss_first10": float(np.mean(losses[:10])), "loss_last10": float(np.mean(losses[-10:])),
+            "logit_scale": float(model.logit_scale.exp()),
+        },
+    }
+    if out_dir is not None:
+        scorer.save(out_dir)
+    return scorer
+
+
+# ----------------------------------------------------------------------------- evaluation
+def normalise_phrase(p: str) -> str:
+    """Lower case, single spaces: what open_clip's tokenizer sees (``clean="lower"``)."""
+    return " ".join(str(p).lower().split())
+
+
+def _crop_embeddings(scorer: ClipScorer, triplets: Sequence[Triplet], chunk: int = 256) -> torch.Tensor:
+    out = []
+    for i in range(0, len(triplets), chunk):
+        part = triplets[i : i + chunk]
+        emb, _ = scorer.encode_crops([t[0] for t in part], np.array([t[1] for t in part], float))
+        out.append(emb)
+    return torch.cat(out)
+
+
+def retrieval_metrics(
+    scorer: ClipScorer,
+    triplets: Sequence[Triplet],
+    labels: Sequence[str] | None = None,
+    class_prompts: dict[str, list[str]] | None = None,
+) -> dict[str, Any]:
+    """Held-out retrieval: is each crop's own phrase ranked first among the distinct phrases
+    of the set (``phrase_top1``, chance 1 / number of phrases)? And, with ``labels``, is its
+    class ranked first among the classes (each class a mean of the text embeddings of
+    ``class_prompts[label]``, e.g. the training phrases of that class; ``class_name_top1``
+    uses the class name itself as the prompt)?"""
+    crops = _crop_embeddings(scorer, triplets)
+    norm = [normalise_phrase(t[2]) for t in triplets]
+    cands = sorted(set(norm))
+    pos = {p: i for i, p in enumerate(cands)}
+    sims = crops @ scorer.encode_texts(cands).T
+    own = sims[torch.arange(len(norm)), torch.tensor([pos[p] for p in norm])]
+    rank = 1 + (sims > own[:, None]).sum(1).numpy()
+    out: dict[str, Any] = {
+        "n": len(triplets),
+        "phrase_candidates": len(cands),
+        "phrase_top1": float(np.mean(rank == 1)),
+        "phrase_top5": float(np.mean(rank <= 5)),
+        "phrase_mrr": float(np.mean(1.0 / rank)),
+        "phrase_median_rank": float(np.median(rank)),
+        "phrase_chance_top1": 1.0 / len(cands),
+        "phrase_chance_top5": min(1.0, 5.0 / len(cands)),
+    }
+    if labels is not None:
+        classes = sorted(set(labels))
+        y = torch.tensor([classes.index(c) for c in labels])
+        counts = Counter(labels)
+        out |= {"classes": classes, "class_chance": 1.0 / len(classes),
+                "class_majority": max(counts.values()) / len(labels)}
+        name_emb = scorer.encode_texts([c.lower() for c in classes])
+        out["class_name_top1"] = float(((crops @ name_emb.T).argmax(1) == y).float().mean())
+        if class_prompts:
+            protos = torch.stack([F.normalize(scorer.encode_texts(class_prompts[c]).mean(0), dim=0)
+                                  for c in classes])
+            pred = (crops @ protos.T).argmax(1)
+            out["class_top1"] = float((pred == y).float().mean())
+            out["class_top1_per_class"] = {c: float((pred[y == k] == k).float().mean())
+                                           for k, c in enumerate(classes)}
+    return out
+
+
+def gt_vs_random_box(scorer: ClipScorer, triplets: Sequence[Triplet], seed: int = 0,
+                     chunk: int = 128) -> dict[str, Any]:
+    """What the reward needs: for each held-out (image, box, phrase), is the similarity of the
+    ground-truth crop higher than that of another box in the same image that covers < 25% of
+    the ground truth? Three kinds of other box (see :func:`negative_box`); the scores come
+    from :meth:`ClipScorer.similarity`, the reward's own call."""
+    rng = np.random.default_rng(seed)
+    out: dict[str, Any] = {}
+    gt_sim = []
+    for i in range(0, len(triplets), chunk):
+        part = triplets[i : i + chunk]
+        gt_sim.append(scorer.similarity([t[0] for t in part], np.array([t[1] for t in part], float),
+                                        [t[2] for t in part]))
+    gt = np.concatenate(gt_sim)
+    out["mean_similarity_gt"] = float(gt.mean())
+    for kind in ("mirror", "same_size", "random"):
+        sims = []
+        for i in range(0, len(triplets), chunk):
+            part = triplets[i : i + chunk]
+            boxes = []
+            for img, box, _ in part:
+                h, w = np.asarray(img).shape[:2]
+                boxes.append(negative_box(np.asarray(box, float)[None], box, w, h, rng, kind))
+            sims.append(scorer.similarity([t[0] for t in part], np.array(boxes), [t[2] for t in part]))
+        s = np.concatenate(sims)
+        out[kind] = {"gt_higher_fraction": float(np.mean(gt > s)), "mean_similarity": float(s.mean()),
+                     "mean_gap": float(np.mean(gt - s))}
+    return out
+
+
+def half_resolution(triplets: Sequence[Triplet]) -> list[Triplet]:
+    """The same triplets with images halved (224 -> 112) and boxes scaled with them."""
+    from PIL import Image
+
+    out = []
+    for img, box, phrase in triplets:
+        a = as_rgb_uint8(img)
+        h, w = a.shape[:2]
+        small = np.asarray(Image.fromarray(a).resize((w // 2, h // 2), Image.BILINEAR))
+        out.append((small, tuple(float(v) * 0.5 for v in box), phrase))
+    return out
+
+
+# ----------------------------------------------------------------------------- benchmark
+def chest_triplets(bench_root: str | Path, split: str, part: str = "ms_cxr") -> tuple[list[Triplet], list[str]]:
+    """(image, box, phrase) triplets and class labels of one split of the chest benchmark
+    (``part`` "ms_cxr": phrase = referring phrase, label = MS-CXR category; "chestxray8":
+    phrase = finding label in lower case, label = finding label)."""
+    root = Path(bench_root)
+    if part == "ms_cxr":
+        from .data.mscxr import load_mscxr
+
+        records = load_mscxr(root / "ms_cxr", split)
+    elif part == "chestxray8":
+        from .data.chestxray8 import load_chestxray8
+
+        records = load_chestxray8(root / "chestxray8", split)
+    else:
+        raise ValueError(f"part must be 'ms_cxr' or 'chestxray8', got {part!r}")
+    trip, labels = [], []
+    for r in records:
+        img = r.load_image()
+        for box in r.boxes:
+            trip.append((img, tuple(box), r.query))
+            labels.append(r.label or r.query)
+    return trip, labels
+
+
+def ensure_chest_benchmark(bench_root: str | Path, sizes: dict[str, int] | None, image_size: int = 224,
+                           seed: int = 0) -> dict | None:
+    """Generate the chest benchmark under ``bench_root`` unless it is there already."""
+    root = Path(bench_root)
+    if (root / "ms_cxr").is_dir() and (root / "chestxray8").is_dir():
+        return None
+    if sizes is None:
+        raise FileNotFoundError(
+            f"{root}: no chest benchmark (ms_cxr/, chestxray8/); pass sizes= (CLI: --generate "
+            f"train=3000,test=500) or write it with medlib.benchmark.chest.generate_chest"
+        )
+    from .benchmark.chest import generate_chest
+
+    return generate_chest(root, sizes=sizes, image_size=image_size, seed=seed)
+
+
+def train_small_clip_on_benchmark(
+    bench_root: str | Path,
+    out_dir: str | Path,
+    minutes: float = 5.0,
+    seed: int = 0,
+    *,
+    sizes: dict[str, int] | None = None,
+    bench_seed: int = 0,
+    parts: Sequence[str] = ("ms_cxr", "chestxray8"),
+    eval_split: str = "test",
+    results_path: str | Path | None = None,
+    command: str | None = None,
+    **train_kwargs: Any,
+) -> dict[str, Any]:
+    """Train the small CLIP on the train split of the chest benchmark (both parts by default),
+    save it to ``out_dir`` and measure it (and the same architecture untrained) on the held-out
+    MS-CXR ``eval_split``, at full and at half resolution, and on ChestX-ray8's labels. Returns
+    the report (also written to ``results_path`` when given)."""
+    t0 = time.time()
+    generated = ensure_chest_benchmark(bench_root, sizes, seed=bench_seed)
+    train: list[Triplet] = []
+    prompts: dict[str, list[str]] = defaultdict(list)
+    for part in parts:
+        trip, labels = chest_triplets(bench_root, "train", part)
+        train += trip
+        if part == "ms_cxr":
+            for (_, _, p), c in zip(trip, labels):
+                prompts[c].append(p)
+    prompts = {c: sorted(set(v)) for c, v in prompts.items()}
+    scorer = train_small_clip(train, out_dir, minutes=minutes, seed=seed, **train_kwargs)
+    untrained = build_small_clip(SmallClipConfig(**scorer.info["architecture"]), seed)
+
+    test, test_labels = chest_triplets(bench_root, eval_split, "ms_cxr")
+    half = half_resolution(test)
+    report: dict[str, Any] = {"command": command, "provenance": provenance(seed)}
+    report["benchmark"] = {"root": _shown(bench_root), "train_parts": list(parts), "train_triplets": len(train),
+                           "eval_split": eval_split, "generated": generated is not None, "bench_seed": bench_seed}
+    report["model_dir"] = _shown(out_dir)
+    report["model"] = scorer.info
+    for name, sc in (("trained", scorer), ("untrained", untrained)):
+        r = {
+            "ms_cxr_retrieval": retrieval_metrics(sc, test, test_labels, prompts),
+            "ms_cxr_retrieval_half_resolution": retrieval_metrics(sc, half, test_labels, prompts),
+            "ms_cxr_gt_vs_other_box": gt_vs_random_box(sc, test, seed=seed),
+            "ms_cxr_gt_vs_other_box_half_resolution": gt_vs_random_box(sc, half, seed=seed),
+        }
+        if "chestxray8" in parts:
+            cx, cx_labels = chest_triplets(bench_root, eval_split, "chestxray8")
+            r["chestxray8_label_retrieval"] = retrieval_metrics(sc, cx)
+        report[name] = r
+    report["seconds_total"] = round(time.time() - t0, 1)
+    if results_path is not None:
+        p = Path(results_path)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(json.dumps(report, indent=1, sort_keys=False, default=str) + "\n")
+    return report
+
+
+def _shown(path: str | Path) -> str:
+    """A path relative to the repository when it lies inside it (no machine paths in results)."""
+    from .paths import REPO
+
+    p = Path(path).resolve()
+    return str(p.relative_to(REPO)) if p.is_relative_to(REPO) else str(path)
+
+
+def provenance(seed: int) -> dict[str, Any]:
+    """Seed, git commit and versions (STYLE.md rule 5)."""
+    import importlib.metadata as md
+
+    from .paths import REPO
+
+    try:
+        commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True,
+                                text=True, timeout=10).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    versions = {}
+    for pkg in ("torch", "open_clip_torch", "numpy"):
+        try:
+            versions[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            versions[pkg] = None
+    return {"seed": seed, "git_commit": commit, "python": platform.python_version(), "versions": versions}
+
+
+def _sizes(text: str) -> dict[str, int]:
+    try:
+        return {k.strip(): int(v) for k, v in (item.split("=") for item in text.split(",") if item.strip())}
+    except ValueError:
+        raise SystemExit(f"--generate expects split=count pairs like train=3000,test=500, got {text!r}") from None
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m medlib.semantic_train", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--bench-root", default="build/semantic_bench", help="chest benchmark folder")
+    ap.add_argument("--generate", default="train=3000,test=500",
+                    help="sizes to generate when --bench-root holds no benchmark ('' = never)")
+    ap.add_argument("--out", default="build/semantic_clip", help="model folder to write")
+    ap.add_argument("--minutes", type=float, default=5.0, help="training time budget (one thread)")
+    ap.add_argument("--steps", type=int, default=None, help="exact step count (overrides --minutes)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--results", default="results/semantic_clip.json")
+    a = ap.parse_args(argv)
+    from .paths import repo_path
+
+    cmd = "python -m medlib.semantic_train " + " ".join(sys.argv[1:] if argv is None else argv)
+    report = train_small_clip_on_benchmark(
+        repo_path(a.bench_root), repo_path(a.out), minutes=a.minutes, seed=a.seed,
+        sizes=_sizes(a.generate) if a.generate else None, results_path=repo_path(a.results),
+        command=cmd, steps=a.steps,
+    )
+    t = report["trained"]["ms_cxr_retrieval"]
+    g = report["trained"]["ms_cxr_gt_vs_other_box"]
+    print(f"phrase top-1 {t['phrase_top1']:.3f} (chance {t['phrase_chance_top1']:.4f}), class top-1 "
+          f"{t.get('class_top1', float('nan')):.3f} (chance {t['class_chance']:.3f}); GT > other box: "
+          + ", ".join(f"{k} {v['gt_higher_fraction']:.3f}" for k, v in g.items() if isinstance(v, dict)))
+
+
+if __name__ == "__main__":
+    main()
