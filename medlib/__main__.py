@@ -3,6 +3,8 @@
   reproduce --profile smoke|full [--only 01 02] [--force]   execute the notebook batch
   benchmark --root DIR --profile smoke [--seed 0]            write the embedded benchmark
   strip-notebooks [DIR]                                      remove notebook outputs
+  data fetch NAME --root DATA_ROOT [--hub-id ID]             download a real dataset (or print the steps)
+  data check --root DATA_ROOT                                read every real dataset present, count records
 """
 
 from __future__ import annotations
@@ -25,6 +27,14 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--seed", type=int, default=0)
     s = sub.add_parser("strip-notebooks", help="remove outputs from notebooks")
     s.add_argument("dir", nargs="?", default="notebooks", type=Path)
+    d = sub.add_parser("data", help="real datasets: fetch into DATA_ROOT, check with the adapters")
+    dsub = d.add_subparsers(dest="data_cmd", required=True)
+    f = dsub.add_parser("fetch")
+    f.add_argument("name")
+    f.add_argument("--root", required=True, type=Path)
+    f.add_argument("--hub-id", default=None)
+    c = dsub.add_parser("check")
+    c.add_argument("--root", required=True, type=Path)
     args = ap.parse_args(argv)
 
     if args.cmd == "reproduce":
@@ -48,6 +58,22 @@ def main(argv: list[str] | None = None) -> int:
         changed = [p for p in sorted(args.dir.glob("*.ipynb")) if strip_notebook(p)]
         print(f"stripped {len(changed)} notebook(s)")
         return 0
+    if args.cmd == "data":
+        from .data.io import DatasetError
+        from .data.prepare import check, fetch
+
+        try:
+            if args.data_cmd == "fetch":
+                print(fetch(args.name, args.root, args.hub_id))
+                return 0
+            rows = check(args.root)
+        except (DatasetError, ValueError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
+        for r in rows:
+            what = f"{r['records']} records" if r["records"] is not None else r["error"]
+            print(f"{r['dataset']:<12} {r['split']:<6} {what}")
+        return 1 if any(r["error"] not in ("", "absent") for r in rows) else 0
     return 2
 
 
