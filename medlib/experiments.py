@@ -1,0 +1,173 @@
+"""Ablations behind the training notebooks (10, 20, 30): one start model, several variants, each
+trained and evaluated the same way.
+
+A *variant* is a named set of config overrides for one stage (``grpo`` or ``sft``) that starts
+from a given model folder (the SFT cold start, MedVol-R1 Sec. 2.4; the SFT checkpoint of
+MedGround-R1 Table 4). :func:`run_ablation` trains each variant (or reuses a finished run with
+the same config: ``<output_dir>/<group>/<variant>_seed<s>/<stage>/done.json`` holds its hash), evaluates it
+on a held-out split with :mod:`medlib.evaluate` (reused likewise), copies the training log to
+``results/training/<group>/`` and returns one row per variant and seed. Nothing is lost when a
+notebook is interrupted: a rerun resumes each unfinished run from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .evaluate.provenance import config_hash
+from .paths import repo_path, results_dir
+from .train.config import RunConfig, config_from_dict, parse_overrides
+
+DONE = "done.json"
+METRICS = ("mIoU", "Acc", "pDice", "Dice", "DSC", "IoU", "DSC_local", "key_hit")
+
+
+@dataclass
+class Variant:
+    """One arm of an ablation: ``overrides`` (``"grpo.num_generations=8"`` strings or a nested
+    dict) applied to the base config for ``stage``."""
+
+    name: str
+    stage: str = "grpo"
+    overrides: dict[str, Any] | list[str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.stage not in ("grpo", "sft"):
+            raise ValueError(f"variant {self.name!r}: stage must be grpo or sft, got {self.stage!r}")
+        if not re.fullmatch(r"[A-Za-z0-9_.+-]+", self.name):
+            raise ValueError(f"variant name {self.name!r}: use letters, digits, '_', '.', '+', '-'")
+
+
+def _nested(over: dict[str, Any] | list[str]) -> dict[str, Any]:
+    return parse_overrides(list(over)) if isinstance(over, list) else copy.deepcopy(over)
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def variant_config(base: RunConfig, variant: Variant, start_model: str | Path, group: str, seed: int) -> RunConfig:
+    """The run config of ``variant``: only its stage enabled, starting from ``start_model``,
+    named ``<variant>_seed<seed>`` under ``<output_dir>/<group>/``."""
+    d = base.to_dict()
+    other = "sft" if variant.stage == "grpo" else "grpo"
+    d[other]["enabled"] = False
+    d[variant.stage]["enabled"] = True
+    d[variant.stage]["init_from"] = str(start_model)
+    d["name"] = f"{variant.name}_seed{seed}"
+    d["output_dir"] = str(Path(base.output_dir) / group)
+    d["seed"] = seed
+    return config_from_dict(_merge(d, _nested(variant.overrides)))
+
+
+def train_variant(cfg: RunConfig, stage: str) -> dict[str, Any]:
+    """Train ``stage`` of ``cfg`` unless a finished run with the same config exists; returns
+    ``{"model_dir", "steps", "train_seconds", "reused"}``."""
+    from .train import run_grpo, run_sft
+
+    run_dir = cfg.run_dir(stage)
+    done = run_dir / DONE
+    h = config_hash(cfg.to_dict())
+    if done.is_file():
+        info = json.loads(done.read_text())
+        if info.get("config_hash") == h and (Path(info["model_dir"]) / "config.json").is_file():
+            return info | {"reused": True}
+    t0 = time.perf_counter()
+    res = (run_grpo if stage == "grpo" else run_sft)(cfg)
+    info = {"config_hash": h, "model_dir": str(res.model_dir), "steps": res.global_step,
+            "train_seconds": round(time.perf_counter() - t0, 1), "metrics_csv": str(res.metrics_csv)}
+    done.write_text(json.dumps(info, indent=1))
+    return info | {"reused": False}
+
+
+def evaluate_model(cfg: RunConfig, model_dir: str | Path, out_dir: Path, *, split: str = "test",
+                   segmenter: Any = None, limit: int | None = None, batch_size: int = 16,
+                   max_new_tokens: int | None = None, profile: str | None = None) -> dict[str, Any]:
+    """Evaluate ``model_dir`` on ``split`` of ``cfg``'s data (reusing ``out_dir/summary.json``
+    when it was written for the same model, config and split)."""
+    from .evaluate import evaluate_2d, evaluate_3d, load_for_eval
+    from .train.datasets import load_records
+
+    out_dir = Path(out_dir)
+    summary = out_dir / "summary.json"
+    key = {"model": str(model_dir), "config": config_hash(cfg.to_dict()), "split": split, "limit": limit}
+    if summary.is_file():
+        s = json.loads(summary.read_text())
+        if s.get("medlib_experiment_key") == key:
+            return s
+    records = load_records(cfg, split)[:limit]
+    model, processor = load_for_eval(str(model_dir))
+    tokens = max_new_tokens or cfg.grpo.max_completion_length
+    common = dict(out_dir=out_dir, seed=cfg.seed, config=cfg.to_dict(), profile=profile,
+                  model_path=str(model_dir), split=split, batch_size=batch_size, max_new_tokens=tokens)
+    if cfg.paper == "medvol":
+        s = evaluate_3d(model, processor, records, segmenter=segmenter, n_slices=cfg.data.n_slices,
+                        slice_size=cfg.data.slice_size, **common)
+    else:
+        s = evaluate_2d(model, processor, records, paper=cfg.paper, template=cfg.template, segmenter=segmenter,
+                        **common)
+    s["medlib_experiment_key"] = key
+    summary.write_text(json.dumps(s, indent=1, default=str))
+    return s
+
+
+def summary_row(summary: dict[str, Any]) -> dict[str, Any]:
+    """Flat metrics of an evaluation summary: ``<metric>`` (mean, %), ``<metric>_lo/_hi``, refusals, n."""
+    row: dict[str, Any] = {"n": summary.get("n"), "refusals": summary.get("refusals")}
+    for k in METRICS:
+        m = summary.get("metrics", {}).get(k)
+        if m is not None:
+            row[k], row[f"{k}_lo"], row[f"{k}_hi"] = m["mean"], m["ci_low"], m["ci_high"]
+    return row
+
+
+def run_ablation(base: RunConfig, start_model: str | Path, variants: Sequence[Variant], *, group: str,
+                 seeds: Sequence[int] = (0,), split: str = "test", segmenter: Any = None,
+                 limit: int | None = None, profile: str | None = None,
+                 include_start: str | None = "start") -> pd.DataFrame:
+    """Train and evaluate every variant for every seed; one row per (variant, seed) with the
+    metrics (in %), steps and seconds. ``include_start`` names a row for ``start_model`` itself
+    (evaluated once per seed), e.g. the SFT-only checkpoint. Training logs are copied to
+    ``results/training/<group>/<variant>_seed<s>.csv``."""
+    logs = results_dir("training", *group.split("/"))
+    eval_root = repo_path(base.output_dir) / group / "_eval"
+    rows = []
+    for seed in seeds:
+        if include_start:
+            cfg = config_from_dict(_merge(base.to_dict(), {"seed": seed}))
+            s = evaluate_model(cfg, start_model, eval_root / f"{include_start}_seed{seed}", split=split,
+                               segmenter=segmenter, limit=limit, profile=profile)
+            rows.append({"variant": include_start, "seed": seed, "stage": "start", "steps": 0,
+                         "train_seconds": 0.0, **summary_row(s)})
+        for v in variants:
+            cfg = variant_config(base, v, start_model, group, seed)
+            info = train_variant(cfg, v.stage)
+            s = evaluate_model(cfg, info["model_dir"], eval_root / f"{v.name}_seed{seed}", split=split,
+                               segmenter=segmenter, limit=limit, profile=profile)
+            src = Path(info.get("metrics_csv") or cfg.run_dir(v.stage) / "metrics.csv")
+            if src.is_file():
+                shutil.copyfile(src, logs / f"{v.name}_seed{seed}.csv")
+            rows.append({"variant": v.name, "seed": seed, "stage": v.stage, "steps": info["steps"],
+                         "train_seconds": info["train_seconds"], **summary_row(s)})
+    return pd.DataFrame(rows)
+
+
+def mean_over_seeds(df: pd.DataFrame, metrics: Sequence[str] = ("mIoU", "Acc")) -> pd.DataFrame:
+    """Mean and standard deviation over seeds of each variant (rows in first-seen order)."""
+    present = [m for m in metrics if m in df.columns]
+    g = df.groupby("variant", sort=False)[present]
+    out = g.mean().add_suffix("_mean").join(g.std(ddof=1).add_suffix("_sd")).join(g.size().rename("seeds"))
+    return out.reset_index()

@@ -1,0 +1,64 @@
+"""Ablation runner of the training notebooks: variants from one start model, trained, evaluated,
+reused when unchanged, logs copied to results/training."""
+
+import pytest
+import torch
+
+from medlib.experiments import Variant, mean_over_seeds, run_ablation, variant_config
+from medlib.train import config_from_dict, run_sft
+
+torch.set_num_threads(1)
+
+TINY = {"hidden_size": 64, "num_heads": 2, "num_kv_heads": 1, "intermediate_size": 128, "vision_hidden_size": 32,
+        "vision_heads": 2, "vision_intermediate_size": 64, "mrope_section": [2, 7, 7], "vocab_size": 500}
+
+
+def base(tmp_path):
+    return config_from_dict({
+        "paper": "medground", "name": "base", "output_dir": str(tmp_path / "runs"), "seed": 0, "device": "cpu",
+        "progress": False, "report_to": [],
+        "model": {"name_or_path": "tiny", "tiny": TINY, "min_pixels": 3136, "max_pixels": 3136},
+        "data": {"source": "toy2d", "root": str(tmp_path / "toy2d"), "sizes": {"train": 8, "test": 4},
+                 "image_size": 56},
+        "sft": {"enabled": True, "learning_rate": 1e-3, "max_steps": 2, "batch_size": 4, "logging_steps": 1,
+                "save_steps": 100},
+        "grpo": {"learning_rate": 1e-3, "max_steps": 1, "batch_size": 2, "num_generations": 2, "beta": 0.04,
+                 "max_completion_length": 8, "temperature": 1.0, "loss_type": "grpo", "scale_rewards": "group",
+                 "logging_steps": 1, "save_steps": 100, "lr_scheduler": "constant",
+                 "reward_options": {"semantic_scorer": "mean-intensity"}},
+    })
+
+
+def test_variant_config_enables_one_stage_from_the_start_model(tmp_path):
+    cfg = variant_config(base(tmp_path), Variant("G4", overrides=["grpo.num_generations=4"]), tmp_path / "m",
+                         "abl", seed=3)
+    assert cfg.name == "G4_seed3" and cfg.output_dir.endswith("abl") and cfg.seed == 3
+    assert cfg.grpo.enabled and not cfg.sft.enabled and cfg.grpo.num_generations == 4
+    assert cfg.grpo.init_from == str(tmp_path / "m")
+    cont = variant_config(base(tmp_path), Variant("sft_more", stage="sft", overrides={"sft": {"max_steps": 9}}),
+                          tmp_path / "m", "abl", seed=0)
+    assert cont.sft.enabled and not cont.grpo.enabled and cont.sft.max_steps == 9
+    with pytest.raises(ValueError, match="stage"):
+        Variant("x", stage="ppo")
+    with pytest.raises(ValueError, match="variant name"):
+        Variant("G=4")
+
+
+def test_ablation_trains_evaluates_and_reuses(tmp_path, monkeypatch):
+    monkeypatch.setenv("MEDLIB_RESULTS_DIR", str(tmp_path / "results"))
+    cfg = base(tmp_path)
+    start = run_sft(cfg).model_dir
+    variants = [Variant("G2"), Variant("no_format", overrides={"grpo": {"rewards": {"spatial": 1.0}}}),
+                Variant("sft_more", stage="sft", overrides=["sft.max_steps=1"])]
+    df = run_ablation(cfg, start, variants, group="abl", seeds=(0,), limit=2)
+    assert list(df["variant"]) == ["start", "G2", "no_format", "sft_more"]
+    assert list(df["steps"]) == [0, 1, 1, 1]
+    assert df["n"].tolist() == [2, 2, 2, 2] and df["mIoU"].between(0, 100).all()
+    assert (tmp_path / "results" / "training" / "abl" / "G2_seed0.csv").is_file()
+    # the reward ablation really trained on one reward only
+    prov = (tmp_path / "runs" / "abl" / "no_format_seed0" / "grpo" / "provenance.json").read_text()
+    assert "medground_spatial" in prov and "medground_format" not in prov
+    again = run_ablation(cfg, start, variants[:1], group="abl", seeds=(0,), limit=2)
+    assert again["train_seconds"].iloc[1] == df["train_seconds"].iloc[1]  # reused, not retrained
+    summary = mean_over_seeds(df)
+    assert list(summary["variant"]) == ["start", "G2", "no_format", "sft_more"] and (summary["seeds"] == 1).all()
