@@ -1,0 +1,156 @@
+"""Author notebooks/10_medground_train.ipynb (run: python tools/make_10_medground_train.py)."""
+
+from nbbuild import write_notebook
+
+cells = [
+    ("md", r"""
+# 10 · MedGround-R1: training, and the paper's ablations at small scale
+
+MedGround-R1 (Xu et al., MICCAI 2025) trains Qwen2.5-VL-7B with GRPO to answer a referring phrase
+with a box, rewarded by **format** (the `<think>`/`<answer>` template), **spatial** accuracy
+(1 if IoU > 0.5, else 0) and **semantic** consistency (CLIP similarity of the box's crop and the
+phrase), summed with weights 1 and normalised within each group of $G$ completions. Its ablations:
+
+* **Table 2**: the group size $G \in \{2, 4, 6, 8\}$;
+* **Table 3**: removing one reward at a time;
+* **Table 4**: SFT vs GRPO at equal steps, and Chain-of-Box reasoning.
+
+This notebook runs the same comparisons with medlib's trainer (TRL `GRPOTrainer` with the paper's
+rewards from `medlib.rewards`) at the scale the profile allows, every arm starting from the same
+SFT checkpoint (the CPU profile needs an SFT cold start: a small model from random initialisation
+cannot find the answer format by sampling; REFERENCE_NOTES section 10). The arms, their training
+and their evaluation are `medlib.experiments.run_ablation`; the configs are
+`configs/medground/<profile>.yaml`. Runs are cached in the run folder: rerunning the notebook
+reuses every finished arm and resumes an interrupted one.
+
+**Scale.** `tiny` checks the pipeline only (toy images, a few steps: its numbers mean nothing);
+`smoke` is a small Qwen2.5-VL trained on a CPU on the embedded chest benchmark; `full` is the
+paper's setting (Qwen2.5-VL-7B, MS-CXR, GPUs). Our numbers are written to `results/ours/` labelled
+with their scale, and `90_tables` puts them beside the paper's.
+"""),
+    ("params", """
+PROFILE = "smoke"          # tiny | smoke | full: picks configs/medground/<PROFILE>.yaml
+SEED = 0
+SEEDS = [0]                # seeds of every arm (the learning study in results/learning_proof.* uses 3)
+BENCH_ROOT = "build/data"  # not read: the config names its data folder
+DATA_ROOT = ""             # full profile: the MS-CXR folder, overriding the config's data.root
+EVAL_LIMIT = None          # evaluate on the first N test records (None: all)
+"""),
+    ("code", """
+import matplotlib.pyplot as plt
+import pandas as pd
+from IPython.display import display
+
+from medlib.experiments import Variant, mean_over_seeds, run_ablation, train_variant
+from medlib.paths import repo_path, results_dir
+from medlib.tables import write_ours
+from medlib.train import load_config
+from medlib.viz import save_figure
+
+overrides = [f"seed={SEED}"] + ([f"data.root={DATA_ROOT}"] if DATA_ROOT else [])
+cfg = load_config(repo_path(f"configs/medground/{PROFILE}.yaml"), overrides)
+print(f"model {cfg.model.name_or_path}, data {cfg.data.source} at {cfg.data.root}; "
+      f"GRPO: G {cfg.grpo.num_generations}, beta {cfg.grpo.beta}, lr {cfg.grpo.learning_rate}, "
+      f"{cfg.grpo.max_steps} steps of {cfg.grpo.batch_size} prompts")
+"""),
+    ("md", """
+## The SFT checkpoint every arm starts from
+"""),
+    ("code", """
+start = train_variant(cfg, "sft")
+print(f"SFT: {start['steps']} steps, {start['train_seconds']} s{' (reused)' if start['reused'] else ''}")
+start_model = start["model_dir"]
+"""),
+    ("md", r"""
+## The arms
+
+All GRPO arms run the same number of steps from the same checkpoint; `sft_more` continues SFT for
+as many steps instead (the equal-steps control of Table 4). Rewards are the paper's set unless the
+arm removes one.
+"""),
+    ("code", """
+paper_rewards = dict(cfg.grpo.rewards or {"format": 1.0, "spatial": 1.0, "semantic": 1.0})
+G4 = {"grpo": {"num_generations": 4}}  # the paper's G, for every arm that does not vary G
+without = lambda name: {"grpo": {"num_generations": 4,
+                                 "rewards": {k: v for k, v in paper_rewards.items() if k != name}}}
+variants = [
+    Variant("G2", overrides={"grpo": {"num_generations": 2}}),
+    Variant("G4", overrides=G4),  # the paper's setting: also Table 3's "all rewards" arm
+    Variant("G8", overrides={"grpo": {"num_generations": 8}}),
+    Variant("no_format", overrides=without("format")),
+    Variant("no_spatial", overrides=without("spatial")),
+    Variant("no_semantic", overrides=without("semantic")),
+    Variant("sft_more", stage="sft", overrides={"sft": {"max_steps": cfg.grpo.max_steps, "init_from": start_model}}),
+]
+runs = run_ablation(cfg, start_model, variants, group=f"medground_{PROFILE}", seeds=SEEDS, limit=EVAL_LIMIT,
+                    profile=PROFILE, include_start="sft_start")
+runs.to_csv(results_dir() / f"medground_ablation_{PROFILE}.csv", index=False)
+summary = mean_over_seeds(runs, ("mIoU", "Acc"))
+display(runs[["variant", "seed", "stage", "steps", "train_seconds", "n", "refusals", "mIoU", "mIoU_lo", "mIoU_hi",
+              "Acc", "Acc_lo", "Acc_hi"]].round(2))
+"""),
+    ("code", """
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), sharey=False)
+for ax, metric in zip(axes, ("mIoU", "Acc")):
+    one = runs[runs["seed"] == SEEDS[0]]
+    ax.bar(one["variant"], one[metric], yerr=[one[metric] - one[f"{metric}_lo"], one[f"{metric}_hi"] - one[metric]],
+           color=["grey"] + ["tab:blue"] * 3 + ["tab:orange"] * 3 + ["tab:green"], capsize=3)
+    ax.set_ylabel(f"{metric} (%)"); ax.set_title(f"{metric} on held-out test ({PROFILE}, seed {SEEDS[0]})")
+    ax.tick_params(axis="x", rotation=45)
+fig.tight_layout()
+save_figure(fig, "10_medground_ablations")
+plt.show()
+"""),
+    ("md", """
+## Training curves
+
+Per-reward means logged by the trainer at every logging step (`results/training/`).
+"""),
+    ("code", """
+logs = results_dir("training", f"medground_{PROFILE}")
+fig, axes = plt.subplots(1, 3, figsize=(14, 3.5))
+for v in ("G2", "G4", "G8"):
+    df = pd.read_csv(logs / f"{v}_seed{SEEDS[0]}.csv")
+    df = df[df["loss"].notna()] if "loss" in df else df
+    for ax, col in zip(axes, ("reward", "rewards/medground_spatial/mean", "kl")):
+        if col in df:
+            ax.plot(df["step"], df[col], marker=".", label=v)
+            ax.set_title(col); ax.set_xlabel("step")
+axes[0].legend()
+fig.tight_layout()
+save_figure(fig, "10_medground_training_curves")
+plt.show()
+"""),
+    ("md", """
+## Our rows for the paper's tables
+
+Each number is labelled with what produced it; `90_tables` shows them beside the paper's.
+"""),
+    ("code", """
+scale = (f"{cfg.model.name_or_path} model, {cfg.data.source} data, {cfg.grpo.max_steps} GRPO steps "
+         f"from {start['steps']} SFT steps, profile {PROFILE}")
+dataset = "MS-CXR" if cfg.data.source == "mscxr" else f"embedded {cfg.data.source}"
+first = runs[runs["seed"] == SEEDS[0]].set_index("variant")
+
+
+def rows_for(variant, setting, method="MedGround-R1"):
+    r = first.loc[variant]
+    return [dict(method=method, setting=setting, metric=m, value=float(r[m]), ci_low=float(r[f"{m}_lo"]),
+                 ci_high=float(r[f"{m}_hi"]), n=int(r["n"]), stands_for="MS-CXR", dataset=dataset, profile=PROFILE,
+                 scale=scale) for m in ("mIoU", "Acc")]
+
+
+write_ours(rows_for("G2", "G=2") + rows_for("G4", "G=4") + rows_for("G8", "G=8"),
+           "medground-r1", "2", f"10_medground_train_{PROFILE}")
+write_ours(rows_for("G4", "all rewards") + rows_for("no_format", "w/o R_format")
+           + rows_for("no_spatial", "w/o R_spatial") + rows_for("no_semantic", "w/o R_semantic"),
+           "medground-r1", "3", f"10_medground_train_{PROFILE}")
+write_ours(rows_for("sft_start", f"SFT-{start['steps']}") + rows_for("sft_more", f"SFT-{start['steps'] + cfg.grpo.max_steps}")
+           + rows_for("G4", f"SFT-{start['steps']} + GRPO-{cfg.grpo.max_steps}"),
+           "medground-r1", "4", f"10_medground_train_{PROFILE}")
+print("written to", results_dir("ours"))
+"""),
+]
+
+if __name__ == "__main__":
+    write_notebook("notebooks/10_medground_train.ipynb", cells)
