@@ -19,7 +19,8 @@ CONFIGS = sorted(p for p in (REPO / "configs").glob("med*/*.yaml"))
 
 def test_there_is_a_smoke_and_a_full_config_per_paper():
     names = {(p.parent.name, p.stem) for p in CONFIGS}
-    assert names == {(paper, kind) for paper in ("medground", "medreasoner", "medvol") for kind in ("smoke", "full")}
+    # smoke and full for every paper; other sizes (tiny for CI, study configs) may sit beside them
+    assert {(paper, kind) for paper in ("medground", "medreasoner", "medvol") for kind in ("smoke", "full")} <= names
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: f"{p.parent.name}/{p.stem}")
