@@ -1,0 +1,101 @@
+"""Author notebooks/20_medreasoner_train.ipynb (run: python tools/make_20_medreasoner_train.py)."""
+
+from nbbuild import write_notebook
+
+cells = [
+    ("md", r"""
+# 20 · MedReasoner: the three reward designs
+
+MedReasoner (Yan et al. 2025) trains a clinical reasoning model (Lingshu-7B) with GRPO to answer an
+*implicit* question with a box and two key points, which a frozen MedSAM2 turns into a mask. Its
+Table 3 compares three ways to reward the box and the points (derived in `02_rewards`):
+
+* **soft** (the paper's choice): graded format, smoothed box IoU and points Dice, with validity
+  penalties;
+* **hard**: soft plus alignment, scale and angle terms;
+* **base**: the Seg-Zero-style rewards (thresholded IoU and L1 distances);
+
+each against the SFT model they start from. Here every arm starts from one SFT checkpoint and runs
+the same GRPO steps (`medlib.experiments.run_ablation`); box IoU and pDice are measured on the
+held-out split, the mask Dice through the segmenter in `21_medreasoner_eval`.
+
+**Scale.** On a CPU (`tiny`, `smoke`) the arms use MedReasoner's *direct* prompt (answer only,
+about 40 tokens): its reasoning prompt makes completions of about 300 tokens, which a small model
+neither learns in minutes nor samples fast enough for GRPO on 2 cores. `full` uses the reasoning
+prompt, as the paper does.
+"""),
+    ("params", """
+PROFILE = "smoke"          # tiny | smoke | full: configs/medreasoner/<PROFILE>.yaml
+SEED = 0
+SEEDS = [0]
+BENCH_ROOT = "build/data"  # not read: the config names its data folder
+DATA_ROOT = ""             # full profile: the U-MRG-14K folder
+EVAL_LIMIT = None
+TEMPLATE = ""              # "" = direct on CPU profiles, reasoning on full (see above)
+"""),
+    ("code", """
+import matplotlib.pyplot as plt
+from IPython.display import display
+
+from medlib.experiments import Variant, mean_over_seeds, run_ablation, train_variant
+from medlib.paths import repo_path, results_dir
+from medlib.tables import write_ours
+from medlib.train import load_config
+from medlib.viz import save_figure
+
+template = TEMPLATE or ("reasoning" if PROFILE == "full" else "direct")
+overrides = [f"seed={SEED}", f"data.template={template}"] + ([f"data.root={DATA_ROOT}"] if DATA_ROOT else [])
+if template == "direct" and PROFILE != "tiny":
+    overrides.append("grpo.max_completion_length=64")
+cfg = load_config(repo_path(f"configs/medreasoner/{PROFILE}.yaml"), overrides)
+print(f"model {cfg.model.name_or_path}, data {cfg.data.source} at {cfg.data.root}, template {cfg.template}; "
+      f"GRPO: G {cfg.grpo.num_generations}, beta {cfg.grpo.beta}, {cfg.grpo.max_steps} steps")
+start = train_variant(cfg, "sft")
+print(f"SFT: {start['steps']} steps, {start['train_seconds']} s{' (reused)' if start['reused'] else ''}")
+"""),
+    ("code", """
+mode = lambda m: {"grpo": {"rewards": None, "reward_options": {**cfg.grpo.reward_options, "mode": m}}}
+variants = [Variant("soft", overrides=mode("soft")), Variant("hard", overrides=mode("hard")),
+            Variant("base", overrides=mode("base")),
+            Variant("sft_more", stage="sft", overrides={"sft": {"max_steps": cfg.grpo.max_steps}})]
+group = f"medreasoner_{PROFILE}_{template}"
+runs = run_ablation(cfg, start["model_dir"], variants, group=group, seeds=SEEDS, limit=EVAL_LIMIT, profile=PROFILE,
+                    include_start="sft_start")
+runs.to_csv(results_dir() / f"medreasoner_modes_{PROFILE}.csv", index=False)
+display(runs[["variant", "seed", "steps", "train_seconds", "n", "refusals", "mIoU", "mIoU_lo", "mIoU_hi",
+              "pDice", "pDice_lo", "pDice_hi"]].round(2))
+display(mean_over_seeds(runs, ("mIoU", "pDice")).round(2))
+"""),
+    ("code", """
+one = runs[runs["seed"] == SEEDS[0]]
+fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+for ax, metric, label in zip(axes, ("mIoU", "pDice"), ("box IoU (%)", "pDice (%)")):
+    ax.bar(one["variant"], one[metric], yerr=[one[metric] - one[f"{metric}_lo"], one[f"{metric}_hi"] - one[metric]],
+           capsize=3, color=["grey", "tab:blue", "tab:orange", "tab:red", "tab:green"][: len(one)])
+    ax.set_ylabel(label); ax.set_title(f"{label} by reward design ({PROFILE}, {template} prompt)")
+fig.tight_layout()
+save_figure(fig, "20_medreasoner_reward_modes")
+plt.show()
+"""),
+    ("code", """
+scale = (f"{cfg.model.name_or_path} model, {cfg.data.source} data, {template} prompt, SFT {start['steps']} + "
+         f"GRPO {cfg.grpo.max_steps} steps, box metrics only (mask Dice: notebook 21), profile {PROFILE}")
+dataset = "U-MRG-14K" if cfg.data.source == "umrg" else f"embedded {cfg.data.source}"
+first = runs[runs["seed"] == SEEDS[0]].set_index("variant")
+names = {"sft_start": "Lingshu w/ SFT", "soft": "Lingshu w/ RL(Soft)", "hard": "Lingshu w/ RL(Hard)",
+         "base": "Lingshu w/ RL(Base)"}
+rows = []
+for v, method in names.items():
+    r = first.loc[v]
+    for ours, metric in (("mIoU", "IoU"), ("pDice", "pDice")):
+        rows.append(dict(method=method, setting=f"{template} prompt", metric=metric, value=float(r[ours]),
+                         ci_low=float(r[f"{ours}_lo"]), ci_high=float(r[f"{ours}_hi"]), n=int(r["n"]),
+                         stands_for="U-MRG-14K", dataset=dataset, profile=PROFILE, scale=scale))
+    rows.append(dict(method=method, setting=f"{template} prompt", metric="refusals", value=float(r["refusals"]),
+                     n=int(r["n"]), stands_for="U-MRG-14K", dataset=dataset, profile=PROFILE, scale=scale))
+write_ours(rows, "medreasoner", "3", f"20_medreasoner_train_{PROFILE}")
+"""),
+]
+
+if __name__ == "__main__":
+    write_notebook("notebooks/20_medreasoner_train.ipynb", cells)
