@@ -171,3 +171,42 @@ def mean_over_seeds(df: pd.DataFrame, metrics: Sequence[str] = ("mIoU", "Acc")) 
     g = df.groupby("variant", sort=False)[present]
     out = g.mean().add_suffix("_mean").join(g.std(ddof=1).add_suffix("_sd")).join(g.size().rename("seeds"))
     return out.reset_index()
+
+
+def medvol_arms(cfg: RunConfig) -> dict[str, Variant]:
+    """The arms of MedVol-R1 Tables 2a and 2b for ``cfg``: the full reward set, each reward
+    removed, RL from the base model (no SFT), and Delta 2 / 5 (the LiteMedSAM segmenter's
+    propagation is capped at Delta, which leaves R_c unchanged)."""
+    rewards = dict(cfg.grpo.rewards or {"format": 1.0, "axial": 1.0, "spatial": 1.0, "cross_slice": 1.0})
+    opts = dict(cfg.grpo.reward_options)
+
+    def without(r: str) -> dict[str, Any]:
+        return {"grpo": {"rewards": {k: v for k, v in rewards.items() if k != r}}}
+
+    def with_delta(d: int) -> dict[str, Any]:
+        seg = opts.get("segmenter")
+        if isinstance(seg, dict) and "max_propagation_distance" in seg:
+            seg = {**seg, "max_propagation_distance": d}
+        return {"grpo": {"reward_options": {**opts, "delta": d, "segmenter": seg}}}
+
+    return {
+        "full": Variant("full"),
+        "no_Rf": Variant("no_Rf", overrides=without("format")),
+        "no_Ra": Variant("no_Ra", overrides=without("axial")),
+        "no_Rs": Variant("no_Rs", overrides=without("spatial")),
+        "no_Rc": Variant("no_Rc", overrides=without("cross_slice")),
+        "rl_only": Variant("rl_only", overrides={"grpo": {"init_from": "base"}}),
+        "delta2": Variant("delta2", overrides=with_delta(2)),
+        "delta5": Variant("delta5", overrides=with_delta(5)),
+    }
+
+
+#: arms the CPU profiles run (each R_c reward propagates masks, so every arm is costly)
+MEDVOL_CPU_ARMS = ("full", "no_Rc", "rl_only")
+
+
+def medvol_segmenter() -> Any:
+    """LiteMedSAM with an embedding cache large enough to hold every test slice once for all arms."""
+    from .segment import build_segmenter
+
+    return build_segmenter({"name": "litemedsam", "cache_size": 512, "cache_bytes": 2**31})
