@@ -230,3 +230,18 @@ def build_tables(out_dir: Path | None = None) -> pd.DataFrame:
                           "produced_by": ", ".join(sorted({p for p in df["produced_by"] if p}))})
     (out_dir / "README.md").write_text("\n".join(md_all))
     return pd.DataFrame(index)
+
+
+def ours_rows(result: Mapping, method: str, setting: str, metrics: Mapping[str, str] | Iterable[str], **labels) -> list[dict]:
+    """Rows for :func:`write_ours` from one flat result (a row of
+    :func:`medlib.experiments.run_ablation`: ``<metric>``, ``<metric>_lo``, ``<metric>_hi``, ``n``).
+    ``metrics`` maps our metric names to the table's (``{"mIoU": "IoU"}``) or lists shared names;
+    ``labels`` are the remaining fields (``stands_for``, ``dataset``, ``profile``, ``scale``)."""
+    pairs = metrics.items() if isinstance(metrics, Mapping) else ((m, m) for m in metrics)
+    out = []
+    for ours, theirs in pairs:
+        lo, hi = result.get(f"{ours}_lo"), result.get(f"{ours}_hi")
+        out.append(dict(method=method, setting=setting, metric=theirs, value=float(result[ours]),
+                        ci_low="" if lo is None else float(lo), ci_high="" if hi is None else float(hi),
+                        n=int(result["n"]), **labels))
+    return out

@@ -85,3 +85,15 @@ def test_latex_escapes_specials():
                             reported="1.00", ours=NOT_RUN)])
     tex = to_latex(df, "c", "l")
     assert r"A\&B" in tex and r"x\_y" in tex and r"50\%" in tex
+
+
+def test_ours_rows_map_metric_names_and_intervals(results):
+    from medlib.tables import ours_rows
+
+    result = {"mIoU": 40.0, "mIoU_lo": 35.0, "mIoU_hi": 45.0, "pDice": 10.0, "n": 60}
+    rows = ours_rows(result, "Lingshu w/ RL(Soft)", "direct prompt", {"mIoU": "IoU", "pDice": "pDice"},
+                     stands_for="U-MRG-14K", dataset="embedded umrg", profile="smoke", scale="tiny")
+    assert [(r["metric"], r["value"], r["ci_low"], r["n"]) for r in rows] == [("IoU", 40.0, 35.0, 60),
+                                                                            ("pDice", 10.0, "", 60)]
+    write_ours(rows, "medreasoner", "3", "nb")  # valid rows for the table they name
+    assert len(load_ours("medreasoner", "3")) == 2

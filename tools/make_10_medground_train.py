@@ -43,7 +43,7 @@ from IPython.display import display
 
 from medlib.experiments import Variant, mean_over_seeds, run_ablation, train_variant
 from medlib.paths import repo_path, results_dir
-from medlib.tables import write_ours
+from medlib.tables import ours_rows, write_ours
 from medlib.train import load_config
 from medlib.viz import save_figure
 
@@ -131,15 +131,8 @@ scale = (f"{cfg.model.name_or_path} model, {cfg.data.source} data, {cfg.grpo.max
          f"from {start['steps']} SFT steps, profile {PROFILE}")
 dataset = "MS-CXR" if cfg.data.source == "mscxr" else f"embedded {cfg.data.source}"
 first = runs[runs["seed"] == SEEDS[0]].set_index("variant")
-
-
-def rows_for(variant, setting, method="MedGround-R1"):
-    r = first.loc[variant]
-    return [dict(method=method, setting=setting, metric=m, value=float(r[m]), ci_low=float(r[f"{m}_lo"]),
-                 ci_high=float(r[f"{m}_hi"]), n=int(r["n"]), stands_for="MS-CXR", dataset=dataset, profile=PROFILE,
-                 scale=scale) for m in ("mIoU", "Acc")]
-
-
+labels = dict(stands_for="MS-CXR", dataset=dataset, profile=PROFILE, scale=scale)
+rows_for = lambda arm, setting: ours_rows(first.loc[arm], "MedGround-R1", setting, ("mIoU", "Acc"), **labels)
 write_ours(rows_for("G2", "G=2") + rows_for("G4", "G=4") + rows_for("G8", "G=8"),
            "medground-r1", "2", f"10_medground_train_{PROFILE}")
 write_ours(rows_for("G4", "all rewards") + rows_for("no_format", "w/o R_format")

@@ -31,7 +31,7 @@ from IPython.display import display
 from medlib.experiments import MEDVOL_CPU_ARMS, medvol_arms, medvol_segmenter, run_ablation, train_variant
 from medlib.paths import repo_path
 from medlib.segment import build_segmenter
-from medlib.tables import write_ours
+from medlib.tables import ours_rows, write_ours
 from medlib.train import load_config
 from medlib.train.datasets import load_records
 from medlib.viz import save_figure
@@ -86,13 +86,8 @@ scale = (f"{cfg.model.name_or_path} model, {cfg.data.source} volumes, {cfg.data.
 dataset = f"embedded {cfg.data.source}"
 
 
-def rows(arm, method, setting, table_metrics=("DSC", "IoU")):
-    r = first.loc[arm]
-    return [dict(method=method, setting=setting, metric=m, value=float(r[m]), ci_low=float(r[f"{m}_lo"]),
-                 ci_high=float(r[f"{m}_hi"]), n=int(r["n"]), stands_for="AbdomenCT-1K", dataset=dataset,
-                 profile=PROFILE, scale=scale) for m in table_metrics]
-
-
+labels = dict(stands_for="AbdomenCT-1K", dataset=dataset, profile=PROFILE, scale=scale)
+rows = lambda arm, method, setting: ours_rows(first.loc[arm], method, setting, ("DSC", "IoU"), **labels)
 write_ours(rows("sft_only", "Ours (Pure SFT)", "") + rows("full", "Ours (SFT+RL)", ""),
            "medvol-r1", "1", f"31_medvol_eval_{PROFILE}")
 settings = {"full": "Full", "sft_only": "SFT only", "rl_only": "RL only (w/o SFT)", "no_Rf": "w/o R_f",
