@@ -1,0 +1,63 @@
+"""Author notebooks/91_figures.ipynb (run: python tools/make_91_figures.py)."""
+
+from nbbuild import write_notebook
+
+cells = [
+    ("md", r"""
+# 91 · Figures: training curves, ablations, ours beside the papers'
+
+Like `90_tables`, this notebook computes nothing: it reads what the other notebooks wrote under
+`results/` (training logs in `results/training/`, per-arm results, our table rows in
+`results/ours/`) and draws them into `figures/` as PNG and PDF. The qualitative panels are drawn
+by the notebooks that evaluate (`11`, `21`, `31`), since they need the images.
+"""),
+    ("params", """
+PROFILE = "smoke"   # not read: the figures show whatever results/ holds
+SEED = 0
+BENCH_ROOT = "build/data"
+DATA_ROOT = ""
+"""),
+    ("code", """
+import matplotlib.pyplot as plt
+from IPython.display import display
+
+from medlib.report_figures import (ablation_tables, learning_proof, plot_ablation, plot_ours_vs_reported,
+                                   plot_training_curves, training_groups)
+from medlib.reported import TABLES
+from medlib.tables import load_ours, side_by_side
+from medlib.viz import save_figure
+
+made = []
+for group in training_groups():
+    fig = plot_training_curves(group)
+    if fig is not None:
+        made += save_figure(fig, f"91_training_{group}")
+        plt.show()
+print(f"training curves: {training_groups() or 'none yet (run notebooks 10, 20, 30)'}")
+"""),
+    ("code", """
+for name, df in ablation_tables().items():
+    fig = plot_ablation(name, df)
+    if fig is not None:
+        made += save_figure(fig, f"91_{name}")
+        plt.show()
+"""),
+    ("code", """
+ours = load_ours()
+for paper, tables in TABLES.items():
+    for t in tables:
+        if ours[(ours["paper"] == paper) & (ours["table"] == t)].empty:
+            continue
+        fig = plot_ours_vs_reported(side_by_side(paper, t), f"{paper} Table {t}: reported vs ours")
+        if fig is not None:
+            made += save_figure(fig, f"91_{paper}_table{t}")
+            plt.show()
+lp = learning_proof()
+if lp is not None:
+    display(lp)
+print(f"{len(made)} files written")
+"""),
+]
+
+if __name__ == "__main__":
+    write_notebook("notebooks/91_figures.ipynb", cells)
