@@ -29,6 +29,7 @@ from .paths import repo_path, results_dir
 from .train.config import RunConfig, config_from_dict, parse_overrides
 
 DONE = "done.json"
+STARTED = "experiment.json"
 METRICS = ("mIoU", "Acc", "pDice", "Dice", "DSC", "IoU", "DSC_local", "key_hit")
 
 
@@ -75,22 +76,39 @@ def variant_config(base: RunConfig, variant: Variant, start_model: str | Path, g
 
 def train_variant(cfg: RunConfig, stage: str) -> dict[str, Any]:
     """Train ``stage`` of ``cfg`` unless a finished run with the same config exists; returns
-    ``{"model_dir", "steps", "train_seconds", "reused"}``."""
+    ``{"model_dir", "steps", "train_seconds", "reused"}``. An interrupted run of the same config
+    resumes from its last checkpoint; a run folder left by a *different* config is moved aside
+    to ``<stage>.old-<hash>`` (never resumed, never deleted)."""
     from .train import run_grpo, run_sft
 
     run_dir = cfg.run_dir(stage)
-    done = run_dir / DONE
+    done, started = run_dir / DONE, run_dir / STARTED
     h = config_hash(cfg.to_dict())
     if done.is_file():
         info = json.loads(done.read_text())
         if info.get("config_hash") == h and (Path(info["model_dir"]) / "config.json").is_file():
             return info | {"reused": True}
+    if started.is_file():
+        prev = json.loads(started.read_text()).get("config_hash")
+        if prev != h:
+            run_dir.rename(run_dir.with_name(f"{stage}.old-{str(prev)[:8]}"))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    started.write_text(json.dumps({"config_hash": h}))
     t0 = time.perf_counter()
     res = (run_grpo if stage == "grpo" else run_sft)(cfg)
     info = {"config_hash": h, "model_dir": str(res.model_dir), "steps": res.global_step,
             "train_seconds": round(time.perf_counter() - t0, 1), "metrics_csv": str(res.metrics_csv)}
     done.write_text(json.dumps(info, indent=1))
     return info | {"reused": False}
+
+
+def start_run(cfg: RunConfig) -> dict[str, Any]:
+    """The SFT checkpoint every arm of an ablation starts from: ``cfg``'s SFT stage, in a run
+    folder of its own per seed (``<name>_seed<s>/sft``); see :func:`train_variant`."""
+    d = cfg.to_dict()
+    d["name"] = f"{cfg.name}_seed{cfg.seed}"
+    d["grpo"]["enabled"] = False
+    return train_variant(config_from_dict(d), "sft")
 
 
 def evaluate_model(cfg: RunConfig, model_dir: str | Path, out_dir: Path, *, split: str = "test",

@@ -62,3 +62,19 @@ def test_ablation_trains_evaluates_and_reuses(tmp_path, monkeypatch):
     assert again["train_seconds"].iloc[1] == df["train_seconds"].iloc[1]  # reused, not retrained
     summary = mean_over_seeds(df)
     assert list(summary["variant"]) == ["start", "G2", "no_format", "sft_more"] and (summary["seeds"] == 1).all()
+
+
+def test_a_changed_config_never_resumes_another_runs_checkpoints(tmp_path):
+    from medlib.experiments import start_run, train_variant
+
+    cfg = base(tmp_path)
+    first = start_run(cfg)
+    run_dir = tmp_path / "runs" / "base_seed0" / "sft"
+    assert first["model_dir"] == str(run_dir / "final") and not first["reused"]
+    assert start_run(cfg)["reused"]
+    other_seed = start_run(config_from_dict({**cfg.to_dict(), "seed": 1}))
+    assert "base_seed1" in other_seed["model_dir"]  # its own folder per seed
+    changed = config_from_dict({**cfg.to_dict(), "name": "base_seed0", "sft": {**cfg.to_dict()["sft"], "max_steps": 1}})
+    res = train_variant(changed, "sft")
+    assert res["steps"] == 1 and not res["reused"]
+    assert any(p.name.startswith("sft.old-") for p in run_dir.parent.iterdir())  # moved aside, not lost

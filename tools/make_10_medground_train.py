@@ -41,7 +41,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import display
 
-from medlib.experiments import Variant, mean_over_seeds, run_ablation, train_variant
+from medlib.experiments import Variant, mean_over_seeds, run_ablation, start_run
 from medlib.paths import repo_path, results_dir
 from medlib.tables import ours_rows, write_ours
 from medlib.train import load_config
@@ -57,7 +57,7 @@ print(f"model {cfg.model.name_or_path}, data {cfg.data.source} at {cfg.data.root
 ## The SFT checkpoint every arm starts from
 """),
     ("code", """
-start = train_variant(cfg, "sft")
+start = start_run(cfg)
 print(f"SFT: {start['steps']} steps, {start['train_seconds']} s{' (reused)' if start['reused'] else ''}")
 start_model = start["model_dir"]
 """),

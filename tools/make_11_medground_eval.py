@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 from IPython.display import display
 
-from medlib.experiments import Variant, evaluate_model, train_variant, variant_config
+from medlib.experiments import Variant, evaluate_model, start_run, train_variant, variant_config
 from medlib.paths import repo_path, results_dir
 from medlib.tables import write_ours
 from medlib.train import load_config
@@ -42,7 +42,7 @@ from medlib.viz import draw_sample, save_figure
 overrides = [f"seed={SEED}"] + ([f"data.root={DATA_ROOT}"] if DATA_ROOT else [])
 cfg = load_config(repo_path(f"configs/medground/{PROFILE}.yaml"), overrides)
 group = f"medground_{PROFILE}"
-start = train_variant(cfg, "sft")  # reused from notebook 10 when it ran with this config
+start = start_run(cfg)  # reused from notebook 10 when it ran with this config
 grpo_cfg = variant_config(cfg, Variant("G4", overrides={"grpo": {"num_generations": 4}}), start["model_dir"], group, SEED)
 grpo = train_variant(grpo_cfg, "grpo")
 print(f"SFT model: {start['model_dir']}\\nGRPO model: {grpo['model_dir']}")

@@ -37,7 +37,7 @@ TEMPLATE = ""              # "" = direct on CPU profiles, reasoning on full (see
 import matplotlib.pyplot as plt
 from IPython.display import display
 
-from medlib.experiments import Variant, mean_over_seeds, run_ablation, train_variant
+from medlib.experiments import Variant, mean_over_seeds, run_ablation, start_run
 from medlib.paths import repo_path, results_dir
 from medlib.tables import write_ours
 from medlib.train import load_config
@@ -50,7 +50,7 @@ if template == "direct" and PROFILE != "tiny":
 cfg = load_config(repo_path(f"configs/medreasoner/{PROFILE}.yaml"), overrides)
 print(f"model {cfg.model.name_or_path}, data {cfg.data.source} at {cfg.data.root}, template {cfg.template}; "
       f"GRPO: G {cfg.grpo.num_generations}, beta {cfg.grpo.beta}, {cfg.grpo.max_steps} steps")
-start = train_variant(cfg, "sft")
+start = start_run(cfg)
 print(f"SFT: {start['steps']} steps, {start['train_seconds']} s{' (reused)' if start['reused'] else ''}")
 """),
     ("code", """

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 from IPython.display import display
 
-from medlib.experiments import Variant, evaluate_model, train_variant, variant_config
+from medlib.experiments import Variant, evaluate_model, start_run, train_variant, variant_config
 from medlib.paths import repo_path, results_dir
 from medlib.segment import build_segmenter
 from medlib.tables import write_ours
@@ -47,7 +47,7 @@ if template == "direct" and PROFILE != "tiny":
     overrides.append("grpo.max_completion_length=64")
 cfg = load_config(repo_path(f"configs/medreasoner/{PROFILE}.yaml"), overrides)
 group = f"medreasoner_{PROFILE}_{template}"
-start = train_variant(cfg, "sft")
+start = start_run(cfg)
 soft_cfg = variant_config(cfg, Variant("soft", overrides={"grpo": {"rewards": None, "reward_options": {
     **cfg.grpo.reward_options, "mode": "soft"}}}), start["model_dir"], group, SEED)
 soft = train_variant(soft_cfg, "grpo")

@@ -40,7 +40,7 @@ ARMS = []                  # [] = ["full", "no_Rc", "rl_only"] on CPU profiles, 
 import matplotlib.pyplot as plt
 from IPython.display import display
 
-from medlib.experiments import MEDVOL_CPU_ARMS, medvol_arms, medvol_segmenter, run_ablation, train_variant
+from medlib.experiments import MEDVOL_CPU_ARMS, medvol_arms, medvol_segmenter, run_ablation, start_run
 from medlib.paths import repo_path, results_dir
 from medlib.train import load_config
 from medlib.viz import save_figure
@@ -50,7 +50,7 @@ cfg = load_config(repo_path(f"configs/medvol/{PROFILE}.yaml"), overrides)
 print(f"model {cfg.model.name_or_path}, data {cfg.data.source} at {cfg.data.root}, {cfg.data.n_slices} slices of "
       f"{cfg.data.slice_size} px; SFT {cfg.sft.max_steps} steps (LoRA {cfg.sft.lora.enabled}), GRPO {cfg.grpo.max_steps} steps, "
       f"G {cfg.grpo.num_generations}, delta {cfg.grpo.reward_options.get('delta')}")
-start = train_variant(cfg, "sft")
+start = start_run(cfg)
 print(f"SFT: {start['steps']} steps, {start['train_seconds']} s{' (reused)' if start['reused'] else ''}")
 """),
     ("code", """

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 from IPython.display import display
 
-from medlib.experiments import MEDVOL_CPU_ARMS, medvol_arms, medvol_segmenter, run_ablation, train_variant
+from medlib.experiments import MEDVOL_CPU_ARMS, medvol_arms, medvol_segmenter, run_ablation, start_run
 from medlib.paths import repo_path
 from medlib.segment import build_segmenter
 from medlib.tables import ours_rows, write_ours
@@ -40,7 +40,7 @@ cfg = load_config(repo_path(f"configs/medvol/{PROFILE}.yaml"), [f"seed={SEED}"])
 # notebook 30's arms: every run and evaluation is reused from its run folders (trained here only if missing)
 arms = medvol_arms(cfg)
 names = list(arms) if PROFILE == "full" else list(MEDVOL_CPU_ARMS)
-start = train_variant(cfg, "sft")
+start = start_run(cfg)
 runs = run_ablation(cfg, start["model_dir"], [arms[a] for a in names], group=f"medvol_{PROFILE}", seeds=[SEED],
                     limit=None if PROFILE == "full" else 4, profile=PROFILE, include_start="sft_only",
                     segmenter=medvol_segmenter())
