@@ -1,0 +1,25 @@
+"""The learning study's summary: means per arm and per-seed GRPO differences, by hand."""
+
+import pandas as pd
+
+from medlib.learning_study import study_variants, summarise
+
+
+def test_summary_means_and_differences():
+    rows = []
+    # seed 0: start 30/20, sft_more 31/22, grpo 33/27; seed 1: start 28/18, sft_more 30/21, grpo 29/20
+    for seed, vals in ((0, {"sft_start": (30, 20), "sft_more": (31, 22), "grpo": (33, 27)}),
+                       (1, {"sft_start": (28, 18), "sft_more": (30, 21), "grpo": (29, 20)})):
+        for arm, (miou, acc) in vals.items():
+            rows.append({"seed": seed, "variant": arm, "mIoU": miou, "Acc": acc})
+    s = summarise(pd.DataFrame(rows))
+    assert s["arms"]["grpo"] == {"mIoU": 31.0, "Acc": 23.5, "seeds": 2}  # (33+29)/2, (27+20)/2
+    d = s["differences"]["grpo - sft_more (Acc)"]
+    assert d["per_seed"] == [5.0, -1.0] and d["mean"] == 2.0 and d["seeds_positive"] == 1  # 27-22, 20-21
+    assert s["differences"]["grpo - sft_start (mIoU)"]["per_seed"] == [3.0, 1.0]
+
+
+def test_control_runs_as_many_steps_as_grpo():
+    sft_more, grpo = study_variants(40)
+    assert sft_more.stage == "sft" and sft_more.overrides == {"sft": {"max_steps": 40}}
+    assert grpo.stage == "grpo" and grpo.overrides == {"grpo": {"num_generations": 4}}
