@@ -61,6 +61,7 @@ def test_full_configs_carry_the_papers_hyperparameters_into_trl(paper):
     kw = grpo_kwargs(cfg, Path("/tmp/x"), "cuda", [1.0])
     assert kw["num_generations"] == want["G"] and kw["beta"] == want["beta"] and kw["learning_rate"] == want["lr"]
     assert kw["loss_type"] == "grpo" and kw["scale_rewards"] == "group" and kw["temperature"] == 1.0
+    assert kw["use_bias_correction_kl"] is False  # the papers' k3 KL, not TRL 1.16's ratio-weighted default
     assert kw["bf16"] is True and kw["use_cpu"] is False
     # batch_size counts prompts; TRL's per-device batch counts completions
     assert kw["per_device_train_batch_size"] == cfg.grpo.batch_size * want["G"]

@@ -1,6 +1,7 @@
 """Typed run configuration, one per paper, read from YAML; bad keys or values fail naming the field.
 
-A run is ``model`` + ``data`` + up to two stages, ``sft`` (cold start; MedVol-R1 Sec. 2.4) and
+A run is ``model`` + ``data`` + up to three stages: ``vision`` (a dense warm-up of the vision tower
+alone, off by default; REFERENCE_NOTES section 10), ``sft`` (cold start; MedVol-R1 Sec. 2.4) and
 ``grpo`` (all three papers). Every GRPO setting the papers rely on is a field with no library
 default behind it (REFERENCE_NOTES section 9): ``loss_type``, ``scale_rewards``, ``beta``,
 ``temperature``, ``num_generations``, ``learning_rate``, ``max_completion_length``.
@@ -107,6 +108,26 @@ class LoraSettings:
 
 
 @dataclass
+class VisionStage:
+    """Vision-tower warm-up (:mod:`medlib.train.vision_warmup`): the vision tower alone learns, for
+    every merged image token, which finding classes cover it (binary cross-entropy on the
+    covered fraction). REFERENCE_NOTES section 10: without it a small random model never reads
+    where the target is and SFT collapses to the mean box."""
+
+    enabled: bool = False
+    steps: int = 300
+    """Optimizer steps."""
+    learning_rate: float = 1e-3
+    batch_size: int = 16
+    """Images per step."""
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    logging_steps: int = 10
+    init_from: str = "base"
+    """base (the model of ``model``) or a model folder."""
+
+
+@dataclass
 class StageConfig:
     enabled: bool = True
     learning_rate: float = 1e-6
@@ -127,7 +148,8 @@ class StageConfig:
     save_total_limit: int | None = 2
     logging_steps: int = 10
     init_from: str = "base"
-    """base (the model of ``model``), sft (this run's SFT result), or a model folder."""
+    """base (the model of ``model``), vision (this run's warmed vision tower), sft (this run's SFT
+    result), or a model folder."""
 
 
 @dataclass
@@ -151,6 +173,9 @@ class GRPOStage(StageConfig):
     epsilon: float = 0.2
     num_iterations: int = 1
     mask_truncated_completions: bool = False
+    kl_bias_correction: bool = False
+    """Multiply the k3 KL term by the importance ratio (TRL's ``use_bias_correction_kl``, on by
+    default in TRL 1.16). Off: the papers' GRPO objective (MedGround-R1 Eq. 2)."""
     rewards: dict[str, float] | None = None
     """Reward name -> weight (:func:`medlib.rewards.build_reward_set`); None: the paper's set."""
     reward_options: dict[str, Any] = field(default_factory=dict)
@@ -182,6 +207,7 @@ class RunConfig:
     """Resume a stage from its last checkpoint when one exists."""
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
+    vision: VisionStage = field(default_factory=VisionStage)
     sft: SFTStage = field(default_factory=lambda: SFTStage(enabled=False))
     grpo: GRPOStage = field(default_factory=GRPOStage)
 
@@ -290,8 +316,10 @@ def _build(cls: type, data: dict[str, Any], where: str = "") -> Any:
                and f.default_factory is dataclasses.MISSING]
     if missing:
         raise ConfigError(f"missing required config key(s) {', '.join(missing)}" + (f" in {where}" if where else ""))
-    if cls is RunConfig and "sft" in data and "enabled" not in data["sft"]:
-        kwargs["sft"].enabled = True  # writing an sft section means running it, unless it says otherwise
+    if cls is RunConfig:  # writing an sft or vision section means running it, unless it says otherwise
+        for optional in ("sft", "vision"):
+            if isinstance(data.get(optional), dict) and "enabled" not in data[optional]:
+                kwargs[optional].enabled = True
     return cls(**kwargs)
 
 
@@ -322,6 +350,24 @@ def _check_stage(s: StageConfig, name: str) -> None:
     tm = lo.target_modules
     _check(tm == "all-linear" or (isinstance(tm, list) and tm and all(tm)), f"{name}.lora.target_modules",
            f"must be 'all-linear' or a non-empty list of module names, got {tm!r}")
+
+
+def _check_vision(cfg: RunConfig) -> None:
+    v = cfg.vision
+    _check(v.steps >= 1, "vision.steps", f"must be >= 1, got {v.steps}")
+    _check(v.learning_rate > 0, "vision.learning_rate", f"must be > 0, got {v.learning_rate}")
+    _check(v.batch_size >= 1, "vision.batch_size", f"must be >= 1, got {v.batch_size}")
+    _check(v.weight_decay >= 0, "vision.weight_decay", f"must be >= 0, got {v.weight_decay}")
+    _check(v.max_grad_norm > 0, "vision.max_grad_norm", f"must be > 0, got {v.max_grad_norm}")
+    _check(v.logging_steps >= 1, "vision.logging_steps", f"must be >= 1, got {v.logging_steps}")
+    _check(bool(v.init_from) and v.init_from not in ("vision", "sft"), "vision.init_from",
+           f"must be base or a model folder, got {v.init_from!r}")
+    if v.enabled:
+        _check(cfg.paper != "medvol", "vision.enabled", "the vision warm-up serves the 2D papers (medground, "
+               "medreasoner); MedVol-R1 has no per-token 2D targets")
+        first = "sft" if cfg.sft.enabled else "grpo"
+        _check(getattr(cfg, first).init_from != "base", f"{first}.init_from",
+               "base would ignore the vision warm-up; set it to vision (or vision.enabled: false)")
 
 
 def validate(cfg: RunConfig) -> RunConfig:
@@ -366,6 +412,7 @@ def validate(cfg: RunConfig) -> RunConfig:
     _check(d.slice_size >= 28, "data.slice_size", f"must be >= 28, got {d.slice_size}")
     _check(d.top_k >= 1, "data.top_k", f"must be >= 1, got {d.top_k}")
     _check(cfg.sft.enabled or cfg.grpo.enabled, "sft.enabled", "at least one of sft and grpo must be enabled")
+    _check_vision(cfg)
     _check_stage(cfg.sft, "sft")
     _check_stage(cfg.grpo, "grpo")
     _check(cfg.sft.max_length is None or cfg.sft.max_length >= 16, "sft.max_length",

@@ -60,6 +60,9 @@ def grpo_kwargs(cfg: RunConfig, run_dir: Path, device: str, reward_weights: Sequ
         epsilon=g.epsilon,
         num_iterations=g.num_iterations,
         mask_truncated_completions=g.mask_truncated_completions,
+        # the papers' objective: the k3 KL estimator as is (TRL 1.16 defaults to multiplying it by
+        # the importance ratio, which changes the gradient; see notebook 03)
+        use_bias_correction_kl=g.kl_bias_correction,
         use_vllm=g.use_vllm,
         vllm_mode=g.vllm_mode,
         vllm_gpu_memory_utilization=g.vllm_gpu_memory_utilization,
