@@ -8,13 +8,14 @@ Side by side, in one run:
 for LiteMedSAM (trained weights) and MedSAM2 (random weights: cost only, same architecture as
 a MedSAM2_latest.pt checkpoint). Writes ``results/benchmarks/segment.json`` with machine info.
 
-    python benchmarks/bench_segment.py [--threads 1] [--medsam2-size 512] [--no-medsam2]
+    python benchmarks/bench_segment.py [--threads 2] [--medsam2-size 512] [--no-medsam2]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
 import time
@@ -99,7 +100,7 @@ def bench_3d(seg, vol, gt, key) -> dict:
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--medsam2-size", type=int, default=512)
     ap.add_argument("--medsam2-slices", type=int, default=8)
@@ -118,6 +119,7 @@ def main(argv: list[str] | None = None) -> dict:
         "command": "python benchmarks/bench_segment.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])),
         **run_info(),
         "threads": args.threads,
+        "load_average_before": list(os.getloadavg()),  # other processes sharing the CPU
         "seed": args.seed,
         "device": "cpu",
         "definitions": {
@@ -150,6 +152,7 @@ def main(argv: list[str] | None = None) -> dict:
         }
         print(json.dumps(res["medsam2_random_weights"], indent=1), flush=True)
     res["wall_s"] = time.perf_counter() - t0
+    res["load_average_after"] = list(os.getloadavg())
     path = results_dir("benchmarks") / "segment.json"
     path.write_text(json.dumps(res, indent=1) + "\n")
     print(f"wrote {path}")

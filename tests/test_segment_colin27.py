@@ -82,8 +82,10 @@ def test_cases_pick_largest_axial_slice_and_z_ranges(colin):
     assert zr[0].mask.sum() == m.sum() and zr[0].volume.shape[0] == int((areas > 0).sum())
 
 
-# Floors set from results/segment_colin27.json (LiteMedSAM, 2D on the largest axial slice),
-# measured mean box Dice 0.709 (min 0.540, Hippocampus_R); points-only 0.111.
+# Floors set from results/segment_colin27.json (python -m medlib.segment.measure --profile smoke;
+# LiteMedSAM, 2D on each structure's largest axial slice): box Dice mean 0.709 over the 8
+# structures (min 0.540, Hippocampus_R; max 0.923, Thalamus_L); points alone 0.111; box + points
+# 0.614 (the points hurt a box-trained model: Putamen_R 0.700 -> 0.215).
 BOX_DICE_MEAN_FLOOR = 0.62
 BOX_DICE_MIN_FLOOR = 0.45
 
@@ -100,10 +102,13 @@ def test_litemedsam_box_prompt_on_real_structures(colin, lite):
     assert rows[rows.prompt == "points"].dice.mean() < box.dice.mean() - 0.3
 
 
-@pytest.mark.slow
-def test_litemedsam_3d_within_medvol_delta(colin, lite):
+def test_litemedsam_3d_near_the_key_slice(colin, lite):
+    from medlib.segment.measure import crop_near_key
     from medlib.segment.quality import measure_3d
 
-    _, cases = structure_cases(["Thalamus_L"], z_mode="delta5")
-    r = measure_3d(lite, cases).iloc[0]
-    assert r.pred_slices == 11 and r.dice > 0.7  # measured 0.84
+    _, cases = structure_cases(["Thalamus_L"])
+    (case,) = crop_near_key(cases, 2)  # key slice 78 +- 2: five encoder passes
+    r = measure_3d(lite, [case]).iloc[0]
+    # measured 0.869 on z 76..80 (--profile tiny); over |t - k| <= 5 of the whole-volume
+    # propagation 0.843 (smoke), over the whole volume 0.404: the track runs on past the thalamus
+    assert r.pred_slices == 5 and r.dice > 0.78

@@ -1,12 +1,14 @@
-"""Segmenter plumbing without a network: prompt hygiene, intensity windows, the embedding
-cache, slice-by-slice propagation (with an oracle 2D segmenter) and the factory."""
+"""Segmenter plumbing: prompt hygiene, intensity windows, the embedding cache, slice-by-slice
+propagation (with an oracle 2D segmenter), the factory, and the one place the RL code reaches
+a real segmenter: MedVol-R1's cross-slice reward through ``medlib.rewards.registry``."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from medlib.segment import EmbeddingCache, Segmenter, build_segmenter, image_key
+from medlib.segment import EmbeddingCache, Segmenter, build_segmenter, get_segmenter, image_key
+from medlib.segment.factory import spec_key
 from medlib.segment.preprocess import (
     check_volume,
     minmax_to_uint8,
@@ -253,3 +255,64 @@ def test_segmenter_protocol_is_runtime_checkable():
             return np.zeros(volume.shape, bool)
 
     assert isinstance(Fake(), Segmenter)
+
+
+def test_spec_key_is_canonical():
+    assert spec_key(None) == spec_key("") == spec_key(" LiteMedSAM ") == "litemedsam"
+    assert spec_key("medsam2 : /ckpt.pt") == "medsam2:/ckpt.pt"
+    assert spec_key({"window": (40, 400), "name": "litemedsam"}) == spec_key({"name": "litemedsam", "window": (40, 400)})
+    with pytest.raises(TypeError):
+        spec_key(3)
+
+
+def test_get_segmenter_shares_one_instance_per_spec(tmp_path):
+    a = get_segmenter("litemedsam")
+    assert get_segmenter(" litemedsam") is a and get_segmenter(None) is a
+    assert build_segmenter("litemedsam") is not a  # build_segmenter always builds anew
+    with pytest.raises(FileNotFoundError):  # a failed build raises every time, nothing cached
+        get_segmenter(f"litemedsam:{tmp_path / 'missing.pth'}")
+    with pytest.raises(FileNotFoundError):
+        get_segmenter(f"litemedsam:{tmp_path / 'missing.pth'}")
+
+
+# --------------------------------------------------- MedVol-R1 R_c through the registry
+def _phantom_ct(seed=0):
+    """5 axial slices of 48 x 64 'CT' in HU: a soft-tissue ellipsoid (60 HU) on slices 1..3
+    in fat (-100 HU), plus noise."""
+    z, y, x = np.mgrid[:5, :48, :64]
+    gt = ((z - 2) / 1.8) ** 2 + ((y - 24) / 13.0) ** 2 + ((x - 30) / 17.0) ** 2 <= 1
+    vol = np.where(gt, 60.0, -100.0) + np.random.default_rng(seed).normal(0, 5, gt.shape)
+    return vol, gt
+
+
+def test_medvol_cross_slice_reward_with_litemedsam_by_spec():
+    from medlib.prompts import medvol_answer
+    from medlib.rewards.registry import build_reward_set
+    from medlib.rewards.registry import get_segmenter as registry_segmenter
+
+    vol, gt = _phantom_ct()
+    assert gt.any(axis=(1, 2)).tolist() == [False, True, True, True, False]
+    (reward,), weights = build_reward_set("medvol", {"cross_slice": 1.0}, segmenter="litemedsam")
+    assert weights == [1.0] and reward.__name__ == "medvol_cross_slice"
+    box = [13, 11, 48, 38]  # tight box of the key-slice (z = 2) section: x 13..47, y 11..37
+    completions = [
+        medvol_answer(3, [box]),  # <slice 3> = z 2 (slice_base 1), the exact box
+        medvol_answer(3, [[0, 0, 8, 8]]),  # a box on fat in the corner: matched, but wrong
+        medvol_answer(9, [box]),  # <slice 9> = z 8: outside the 5-slice volume
+        "no answer block",
+    ]
+    n = len(completions)
+    seg = get_segmenter("litemedsam")
+    calls = seg.encoder_calls
+    scores = reward([None] * n, completions, mask=[gt] * n, volume=[vol] * n)
+    # the reward resolved the spec through medlib.segment.get_segmenter: the very same object
+    assert registry_segmenter("litemedsam") is seg
+    # R_c = Dice over |t - 2| <= 5, i.e. the whole volume. The exact box recovers the
+    # ellipsoid (measured 0.856: LiteMedSAM also marks the empty end slices, as box-driven
+    # propagation has no "absent" signal); the corner box segments fat and misses it (measured
+    # 0.0); no usable key slice gives 0
+    assert scores[0] > 0.75
+    assert scores[1] < 0.1
+    assert scores[2:] == [0.0, 0.0]
+    # both rollouts share the embedding cache: each of the 5 slices is encoded at most once
+    assert 1 <= seg.encoder_calls - calls <= 5

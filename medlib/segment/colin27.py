@@ -5,14 +5,15 @@ The Debian package ``mricron-data`` installs ``ch2.nii.gz`` (Colin27: one person
 ``aal.nii.txt``, e.g. ``37 Hippocampus_L``). :func:`load_colin27` reads both as [z, y, x]
 arrays (z = axial slices), so "left hippocampus" becomes a 3D mask.
 
-Run the LiteMedSAM check (2D prompt ablation + 3D propagation) and write its results::
+The LiteMedSAM measurement on these structures (2D prompt comparison + 3D propagation) runs
+with the benchmark one, :mod:`medlib.segment.measure`, and writes
+``results/segment_colin27.json``::
 
-    python -m medlib.segment.colin27 --out results/segment_colin27.json
+    python -m medlib.segment.measure --profile smoke
 """
 
 from __future__ import annotations
 
-import argparse
 import difflib
 import os
 from dataclasses import dataclass
@@ -135,9 +136,12 @@ def structure_cases(structures=DEFAULT_STRUCTURES, root: str | Path | None = Non
     * ``gt_z_range``: only the slices the structure spans (the official LiteMedSAM 3D protocol
       gives the segmenter a 3D box, hence the z-range);
     * ``delta5``: the key slice +- 5 (MedVol-R1's cross-slice reward R_c scores |t - k| <= 5).
+
+    :func:`medlib.segment.quality.measure_3d` scores the last two from one ``until_vanish``
+    propagation (``dice_gt_z``, ``dice_near_key``); the crops exist for cheaper runs.
     """
     from .preprocess import window_to_uint8
-    from .quality import SegCase2D, SegCase3D, key_slice_of
+    from .quality import SegCase2D, SegCase3D, crop_z, key_slice_of
 
     if z_mode not in Z_MODES:
         raise ValueError(f"z_mode must be one of {Z_MODES}, got {z_mode!r}")
@@ -150,108 +154,42 @@ def structure_cases(structures=DEFAULT_STRUCTURES, root: str | Path | None = Non
         k = key_slice_of(m)
         name = c.names[c.label_of(s)]
         cases_2d.append(SegCase2D(f"colin27/{name}/z{k}", name, u8[k], m[k]))
+        case = SegCase3D(f"colin27/{name}", name, c.t1, m, key_slice=k, window=window, meta={"z_mode": z_mode})
         zs = np.nonzero(m.any(axis=(1, 2)))[0]
-        lo, hi = {
-            "until_vanish": (0, m.shape[0]),
-            "gt_z_range": (int(zs[0]), int(zs[-1]) + 1),
-            "delta5": (max(0, k - 5), min(m.shape[0], k + 6)),
-        }[z_mode]
-        cases_3d.append(
-            SegCase3D(f"colin27/{name}", name, c.t1[lo:hi], m[lo:hi], key_slice=k - lo, window=window, meta={"z_mode": z_mode, "z_lo": lo})
-        )
+        if z_mode == "gt_z_range":
+            case = crop_z(case, int(zs[0]), int(zs[-1]) + 1)
+        elif z_mode == "delta5":
+            case = crop_z(case, k - 5, k + 6)
+        cases_3d.append(case)
     return cases_2d, cases_3d
 
 
-# ----------------------------------------------------------------------------- CLI
-def run_check(segmenter=None, structures=DEFAULT_STRUCTURES, z_modes=Z_MODES, root=None) -> dict:
-    """MedReasoner Table 4 in miniature (points / box / box + points on the key slice) and 3D
-    propagation from the key slice (per ``z_modes``) on real anatomy; the results dict."""
-    import pandas as pd
+def run_check(segmenter=None, structures=DEFAULT_STRUCTURES, root=None, near_key: int | None = None, progress: bool = False) -> dict:
+    """MedReasoner Table 4 in miniature (points / box / box + points on each structure's largest
+    axial slice) and 3D propagation from that slice on real anatomy; the results dict.
 
+    ``near_key`` crops the volume to ``|t - k| <= near_key`` first (a quick run; then every
+    3D number is measured within that window); None propagates through the whole volume."""
     from .factory import build_segmenter
-    from .quality import measure_2d, measure_3d, per_structure_table
+    from .quality import PROMPTS, crop_z, measure_2d, measure_3d, per_structure_table, summarise_3d
 
     seg = segmenter if segmenter is not None else build_segmenter("litemedsam")
-    cases_2d, _ = structure_cases(structures, root)
-    rows_2d = measure_2d(seg, cases_2d, prompts=("points", "box", "box+points"))
-    out = {
-        "segmenter": seg.name,
+    cases_2d, cases_3d = structure_cases(structures, root)
+    rows_2d = measure_2d(seg, cases_2d, prompts=PROMPTS, progress=progress)
+    if near_key is not None:
+        cases_3d = [crop_z(c, c.key_slice - near_key, c.key_slice + near_key + 1) for c in cases_3d]
+    rows_3d = measure_3d(seg, cases_3d, progress=progress)
+    return {
         "data": "Colin27 T1 (ch2.nii.gz) + AAL labels (aal.nii.gz) from Debian mricron-data",
+        "templates_dir": str(templates_dir(root)),
         "window_level_width": list(load_colin27(root).window()),
-        "rows_2d": rows_2d.to_dict(orient="records"),
+        "key_slice": "axial slice of largest structure area (2D image and 3D start)",
+        "near_key": near_key,
         "summary_2d": per_structure_table(rows_2d, by=("prompt",)).to_dict(orient="records"),
+        "summary_3d": summarise_3d(rows_3d).to_dict(orient="records"),
+        "rows_2d": rows_2d.to_dict(orient="records"),
+        "rows_3d": rows_3d.to_dict(orient="records"),
     }
-    if z_modes:
-        frames = []
-        for mode in z_modes:
-            rows = measure_3d(seg, structure_cases(structures, root, z_mode=mode)[1])
-            rows.insert(2, "z_mode", mode)
-            frames.append(rows)
-        rows_3d = pd.concat(frames, ignore_index=True)
-        out["rows_3d"] = rows_3d.to_dict(orient="records")
-        out["summary_3d"] = per_structure_table(rows_3d, by=("z_mode",)).to_dict(orient="records")
-    return out
-
-
-def main(argv: list[str] | None = None) -> dict:
-    import json
-    import shlex
-    import sys
-
-    from .quality import run_info
-
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default="results/segment_colin27.json")
-    ap.add_argument("--segmenter", default="litemedsam", help="spec for medlib.segment.build_segmenter")
-    ap.add_argument("--structures", nargs="*", default=list(DEFAULT_STRUCTURES))
-    ap.add_argument("--z-modes", nargs="*", default=list(Z_MODES), choices=Z_MODES, help="3D settings; none = 2D only")
-    ap.add_argument("--threads", type=int, default=1)
-    args = ap.parse_args(argv)
-
-    import torch
-
-    from ..paths import repo_path
-    from .factory import build_segmenter
-
-    torch.set_num_threads(args.threads)
-    # every embedding of the volume stays cached, so the 3D settings share one encoding per slice
-    spec = {"name": args.segmenter, "cache_size": 256, "cache_bytes": 2**31} if args.segmenter == "litemedsam" else args.segmenter
-    seg = build_segmenter(spec)
-    res = run_check(seg, args.structures, z_modes=args.z_modes)
-    cmd = "python -m medlib.segment.colin27 " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
-    res = {"command": cmd.strip(), **run_info(), "threads": args.threads, **res}
-    path = repo_path(args.out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(_finite(res), indent=1, default=_json_default, allow_nan=False) + "\n")
-    for row in res["summary_2d"]:
-        print(row)
-    for row in res.get("summary_3d", []):
-        print(row)
-    print(f"wrote {path}")
-    return res
-
-
-def _finite(o):
-    """NaN / inf -> None, recursively (strict JSON)."""
-    if isinstance(o, dict):
-        return {k: _finite(v) for k, v in o.items()}
-    if isinstance(o, list | tuple):
-        return [_finite(v) for v in o]
-    if isinstance(o, float | np.floating) and not np.isfinite(o):
-        return None
-    return o
-
-
-def _json_default(o):
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(type(o).__name__)
-
-
-if __name__ == "__main__":
-    main()
 
 
 __all__ = [

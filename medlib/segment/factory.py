@@ -5,14 +5,22 @@
 * ``"medsam2:/path/to/MedSAM2_latest.pt"``: MedSAM2 (SAM2.1 hiera-tiny at 512) from a checkpoint.
 * ``"medsam2:random"``: MedSAM2 architecture with random weights (tests, timing).
 * a dict ``{"name": "medsam2", "checkpoint": ..., **constructor keywords}``.
+
+:func:`get_segmenter` returns one shared instance per spec per process (the hook
+``medlib.rewards.registry.get_segmenter`` calls, so every reward of a run shares the weights
+and the embedding cache); :func:`build_segmenter` always builds a new one.
 """
 
 from __future__ import annotations
 
 import inspect
+import json
+import threading
 from typing import Any
 
 KNOWN = ("litemedsam", "medsam2")
+_SHARED: dict[str, Any] = {}
+_LOCK = threading.Lock()
 
 
 def _split(spec: str) -> tuple[str, str | None]:
@@ -49,6 +57,35 @@ def build_segmenter(spec: str | dict | None = "litemedsam"):
         return cls.random_init(seed=seed, **kwargs)
     _check_kwargs(cls, kwargs, spec)
     return cls(**kwargs)
+
+
+def spec_key(spec: str | dict | None) -> str:
+    """A canonical string for a spec: ``None`` / ``""`` / ``" LiteMedSAM "`` -> ``"litemedsam"``;
+    a dict -> its JSON with sorted keys (values by ``str`` where not JSON)."""
+    if spec is None or (isinstance(spec, str) and not spec.strip()):
+        return "litemedsam"
+    if isinstance(spec, str):
+        name, arg = _split(spec)
+        return name if arg is None else f"{name}:{arg}"
+    if isinstance(spec, dict):
+        return json.dumps(spec, sort_keys=True, default=str)
+    raise TypeError(f"segmenter spec must be a string or a dict, got {type(spec).__name__}")
+
+
+def get_segmenter(spec: str | dict | None = "litemedsam"):
+    """The process-wide segmenter for ``spec``, built by :func:`build_segmenter` on first use
+    and shared afterwards (same weights, same embedding cache). A failed build is not cached."""
+    key = spec_key(spec)
+    with _LOCK:
+        if key not in _SHARED:
+            _SHARED[key] = build_segmenter(spec)
+        return _SHARED[key]
+
+
+def clear_segmenters() -> None:
+    """Forget the shared segmenters (tests; frees their weights and caches)."""
+    with _LOCK:
+        _SHARED.clear()
 
 
 def _check_kwargs(cls, kwargs: dict, spec) -> None:
