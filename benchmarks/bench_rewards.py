@@ -5,15 +5,17 @@ Side by side, in one run:
   paper-hard and base terms; MedVol-R1 format / axial / spatial), called once on the batch
   ("vectorised") and once per completion ("per-sample loop"); parse caches are cleared before
   every repeat, so each repeat is a fresh step;
-* the semantic reward with all crops in one scorer call ("batched") vs one call per crop;
+* MedGround-R1's semantic reward with all crops in one scorer call, one CLIP image-tower forward
+  per step ("batched"), vs one call and one forward per crop, for each ``--scorers`` spec (the
+  small CLIP of ``load_scorer("embedded")`` and the deterministic test scorer by default);
 * the one-off cost of preparing MedVol ground truth (foreground areas, component boxes).
 
 Medians over ``--repeats``; writes ``results/benchmarks/rewards.json`` with machine info.
 
-    python benchmarks/bench_rewards.py [--scorer mean-intensity] [--repeats 50]
+    python benchmarks/bench_rewards.py [--scorers embedded,mean-intensity] [--threads 1] [--repeats 50]
 
-``--scorer`` is any spec :func:`medlib.rewards.registry.get_semantic_scorer` accepts (the
-real open_clip scorer once ``medlib.semantic`` provides it).
+A ``--scorers`` entry is any spec :func:`medlib.rewards.registry.get_semantic_scorer` accepts
+("embedded" trains the small CLIP first if ``build/semantic/smoke_seed0`` is missing: minutes).
 """
 
 from __future__ import annotations
@@ -59,9 +61,30 @@ def _jitter(rng, box, s):
     return [int(v + rng.integers(-s, s + 1)) for v in box]
 
 
+#: one referring phrase per prompt (MS-CXR style), so a step encodes 16 distinct texts
+PHRASES = (
+    "left upper lung opacity",
+    "right lower lobe consolidation",
+    "small left apical pneumothorax",
+    "enlarged cardiac silhouette",
+    "right pleural effusion",
+    "nodule in the left mid lung zone",
+    "bibasilar atelectasis",
+    "dense right upper lobe opacity",
+    "large left pleural effusion",
+    "patchy opacity in the right mid lung",
+    "left basilar consolidation",
+    "right apical mass",
+    "linear atelectasis in the left lower lung",
+    "moderate right pneumothorax",
+    "rounded opacity over the left hilum",
+    "focal consolidation in the right lung base",
+)
+
+
 def medground_batch(rng) -> tuple[list, dict]:
     texts, cols = [], {"solution": [], "phrase": [], "image": []}
-    for _ in range(N_PROMPTS):
+    for k in range(N_PROMPTS):
         img = rng.integers(0, 60, size=(512, 512), dtype=np.uint8)
         x, y = rng.integers(20, 300, size=2)
         gt = [int(x), int(y), int(x + rng.integers(40, 180)), int(y + rng.integers(40, 180))]
@@ -75,7 +98,7 @@ def medground_batch(rng) -> tuple[list, dict]:
         for v in variants[:G]:
             texts.append(_conv(v))
             cols["solution"].append(gt)
-            cols["phrase"].append("bright opacity")
+            cols["phrase"].append(PHRASES[k % len(PHRASES)])
             cols["image"].append(img)
     return texts, cols
 
@@ -189,32 +212,117 @@ def time_groups(groups: dict, repeats: int) -> tuple[dict, dict]:
     return res, summary
 
 
+class _CallCounter:
+    """Counts, on one scorer instance, its ``similarity`` calls and (for an open_clip
+    :class:`medlib.semantic.ClipScorer`) its image-tower forwards and their batch sizes."""
+
+    def __init__(self, scorer):
+        self.scorer, self.calls, self.forwards = scorer, 0, []
+        self._patched = []
+        self._wrap("similarity", lambda f: lambda *a, **k: (self._call(), f(*a, **k))[1])
+        if hasattr(scorer, "encode_pixels"):
+            self._wrap("encode_pixels", lambda f: lambda x: (self.forwards.append(int(x.shape[0])), f(x))[1])
+
+    def _call(self):
+        self.calls += 1
+
+    def _wrap(self, name, make):
+        self._patched.append(name)
+        setattr(self.scorer, name, make(getattr(self.scorer, name)))
+
+    def reset(self):
+        self.calls, self.forwards = 0, []
+
+    def restore(self):
+        for name in self._patched:
+            delattr(self.scorer, name)  # back to the class's method
+
+
+def _fresh_step(scorer) -> None:
+    """No parsed completion and no text embedding cached: every phrase of the step is new."""
+    clear_parse_caches()
+    cache = getattr(scorer, "_text_cache", None)
+    if cache is not None:
+        cache.clear()
+
+
 def time_semantic(spec: str, texts, cols, repeats: int) -> dict:
+    """MedGround-R1's semantic reward on the 64-completion batch: all crops in one scorer call
+    (one image-tower forward) vs one reward call per completion (one forward per crop)."""
+    t0 = time.perf_counter()
     scorer = get_semantic_scorer(spec)
+    load_s = time.perf_counter() - t0
     reward = MedGroundSemantic(scorer)
     per_row = [_rows(cols, i) for i in range(len(texts))]
-    reward(None, texts, **cols)  # warm-up (model load, first forward)
-    batched, per_crop = [], []
-    calls0 = getattr(scorer, "calls", None)
-    for _ in range(repeats):
-        clear_parse_caches()
-        t0 = time.perf_counter()
-        reward(None, texts, **cols)
-        batched.append(time.perf_counter() - t0)
-        clear_parse_caches()
-        t0 = time.perf_counter()
-        for c, row in zip(texts, per_row):
-            reward(None, [c], **row)
-        per_crop.append(time.perf_counter() - t0)
-    calls = None if calls0 is None else (scorer.calls - calls0) / repeats
+    reward(None, texts, **cols)  # warm-up (first forward, allocator)
+    counter = _CallCounter(scorer)
+    batched, per_crop, b_calls, b_fw, p_calls, p_fw = [], [], [], [], [], []
+    try:
+        for _ in range(repeats):
+            _fresh_step(scorer)
+            counter.reset()
+            t0 = time.perf_counter()
+            r_batched = reward(None, texts, **cols)
+            batched.append(time.perf_counter() - t0)
+            b_calls.append(counter.calls)
+            b_fw.append(list(counter.forwards))
+            _fresh_step(scorer)
+            counter.reset()
+            t0 = time.perf_counter()
+            r_single = [reward(None, [c], **row)[0] for c, row in zip(texts, per_row)]
+            per_crop.append(time.perf_counter() - t0)
+            p_calls.append(counter.calls)
+            p_fw.append(list(counter.forwards))
+    finally:
+        counter.restore()
+    pairs = [(a, b) for a, b in zip(r_batched, r_single) if a is not None and b is not None]
+    info = getattr(scorer, "info", {}) or {}
     return {
         "scorer": spec,
         "scorer_class": type(scorer).__name__,
+        "scorer_name": _shown(getattr(scorer, "name", None)),
+        "scorer_architecture": info.get("architecture"),
+        "scorer_training_steps": (info.get("training") or {}).get("steps"),
+        "device": str(getattr(scorer, "device", "cpu")),
+        "torch_threads": _torch_threads(),
+        "load_seconds": load_s,
         "batched_ms": 1e3 * statistics.median(batched),
         "per_crop_ms": 1e3 * statistics.median(per_crop),
         "speedup": statistics.median(per_crop) / statistics.median(batched),
-        "scorer_calls_per_repeat": calls,  # 1 batched call + one per valid crop
+        # per crop: one call per completion with a usable box, i.e. the number of crops
+        "scorer_calls_per_step": {
+            "batched": statistics.median(b_calls),
+            "per_crop": statistics.median(p_calls),
+        },
+        "image_forwards_per_step": (
+            {
+                "batched": statistics.median(map(len, b_fw)),
+                "per_crop": statistics.median(map(len, p_fw)),
+                "batched_forward_batch_size": b_fw[-1],
+            }
+            if hasattr(scorer, "encode_pixels")
+            else None
+        ),
+        "max_abs_diff_batched_vs_per_crop": max((abs(a - b) for a, b in pairs), default=0.0),
     }
+
+
+def _shown(name: str | None) -> str | None:
+    """A scorer's name, as a path relative to the repository when it is a folder inside it."""
+    from medlib.paths import REPO
+
+    if not name:
+        return None
+    p = Path(name)
+    return str(p.relative_to(REPO)) if p.is_absolute() and p.is_relative_to(REPO) else name
+
+
+def _torch_threads() -> int | None:
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch.get_num_threads()
 
 
 def time_medvol_gt(cols, funcs, texts, repeats: int) -> float:
@@ -238,6 +346,15 @@ def time_medvol_gt(cols, funcs, texts, repeats: int) -> float:
 
 
 # ------------------------------------------------------------------------ machine
+def _version(pkg: str) -> str | None:
+    import importlib.metadata as md
+
+    try:
+        return md.version(pkg)
+    except md.PackageNotFoundError:
+        return None
+
+
 def machine_info() -> dict:
     cpu = platform.processor()
     try:
@@ -254,11 +371,14 @@ def machine_info() -> dict:
     except (OSError, subprocess.CalledProcessError):
         commit = None
     return {
+        "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
         "cpu": cpu,
         "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "platform": platform.platform(),
         "python": platform.python_version(),
         "numpy": np.__version__,
+        "torch": _version("torch"),
+        "open_clip_torch": _version("open_clip_torch"),
         "git_commit": commit,
     }
 
@@ -266,12 +386,20 @@ def machine_info() -> dict:
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument(
-        "--scorer", default="mean-intensity", help="semantic scorer spec (default: the test scorer)"
+        "--scorers",
+        default="embedded,mean-intensity",
+        help="comma-separated semantic scorer specs (default: the small CLIP trained on the embedded "
+        "benchmark, trained first if missing, and the deterministic test scorer; on a GPU box add "
+        "'default' for BiomedCLIP)",
     )
+    ap.add_argument("--threads", type=int, default=1, help="torch threads for the CLIP scorer")
     ap.add_argument("--repeats", type=int, default=50)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=str(results_dir("benchmarks") / "rewards.json"))
     args = ap.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(args.threads)
     rng = np.random.default_rng(args.seed)
     mg_texts, mg_cols = medground_batch(rng)
     mr_texts, mr_cols = medreasoner_batch(rng)
@@ -310,13 +438,22 @@ def main(argv: list[str] | None = None) -> dict:
             "per_sample": "each reward called once per completion (a batch of one), 64 calls",
             "in_step": "all groups run in one step: MedReasoner's three sets share the parsed completions",
             "alone_cold": "the group's rewards only, from cold caches (a run that uses this set)",
+            "semantic_batched": "medground_semantic called once on the batch: all crops in one scorer call, "
+            "one image-tower forward",
+            "semantic_per_crop": "medground_semantic called once per completion: one forward per crop",
+            "semantic_fresh_step": "parse caches and the scorer's text-embedding cache cleared before each "
+            "timed call (16 new phrases per step)",
         },
         "groups": res,
         "all_non_model": summary,
         "medvol_ground_truth_cold_extra_ms": time_medvol_gt(
             mv_cols, groups["medvol"][0], mv_texts, args.repeats
         ),
-        "semantic": time_semantic(args.scorer, mg_texts, mg_cols, args.repeats),
+        "semantic": {
+            spec: time_semantic(spec, mg_texts, mg_cols, args.repeats)
+            for spec in (x.strip() for x in args.scorers.split(","))
+            if spec
+        },
     }
     path = Path(args.out)
     path.parent.mkdir(parents=True, exist_ok=True)

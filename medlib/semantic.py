@@ -16,8 +16,10 @@ text (cached), and returns their cosines; ``image_text_similarity`` is the whole
 the released code (``medclip_reward`` scores the whole image, see REFERENCE_NOTES section 1).
 A box that is not usable (NaN, empty after clipping to the image) scores 0.0 and never raises.
 
-``load_scorer(spec)`` resolves ``"hub:<id>"``, ``"small:<dir>"``, a directory path or
-``"default"`` (BiomedCLIP from the hub) and keeps one scorer per spec per process.
+``load_scorer(spec)`` resolves ``"hub:<id>"``, ``"small:<dir>"``, a directory path,
+``"default"`` (BiomedCLIP from the hub) or ``"embedded[:<profile>[:<seed>]]"`` (the small CLIP
+cached in ``build/semantic/<profile>_seed<seed>/``, trained there first if missing: about 3-5
+minutes on one CPU thread for the smoke profile) and keeps one scorer per spec per process.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ DEFAULT_HUB_MODEL = "hf-hub:microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16
 CONFIG_NAME = "open_clip_config.json"
 WEIGHTS_NAME = "model.safetensors"
 INFO_NAME = "medlib_semantic.json"
+EMBEDDED_HINT = "build/semantic/<profile>_seed<seed>/"
 #: weight files :meth:`ClipScorer.from_dir` accepts, in order of preference
 WEIGHT_FILES = (
     "model.safetensors",
@@ -55,22 +58,28 @@ class ScorerLoadError(RuntimeError):
 
 
 # ----------------------------------------------------------------------------- pixels
-def as_rgb_uint8(image: Any) -> np.ndarray | None:
-    """HxWx3 uint8 view of an image (grey, RGB, RGBA, PIL, float in [0, 1] or any integer
-    range), or None when it is not an image with at least one pixel."""
+def image_array(image: Any) -> np.ndarray | None:
+    """The image as an array, unconverted (grey HxW, or HxWxC with C in 1, 3, 4), or None when
+    it is not an image with at least one pixel."""
     try:
         a = np.asarray(image)
     except Exception:  # noqa: BLE001 - anything that is not array-like is "no image"
         return None
     if a.dtype == object or a.ndim not in (2, 3) or a.shape[0] < 1 or a.shape[1] < 1:
         return None
+    if a.ndim == 3 and a.shape[2] not in (1, 3, 4):
+        return None
+    return a
+
+
+def as_rgb_uint8(image: Any) -> np.ndarray | None:
+    """HxWx3 uint8 view of an image (grey, RGB, RGBA, PIL, float in [0, 1] or any integer
+    range), or None when it is not an image with at least one pixel."""
+    a = image_array(image)
+    if a is None:
+        return None
     if a.ndim == 3:
-        if a.shape[2] == 1:
-            a = a[..., 0]
-        elif a.shape[2] in (3, 4):
-            a = a[..., :3]
-        else:
-            return None
+        a = a[..., 0] if a.shape[2] == 1 else a[..., :3]
     if a.dtype != np.uint8:
         f = np.nan_to_num(a.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
         if a.dtype == bool:
@@ -180,8 +189,9 @@ class ClipScorer:
                 f"({type(e).__name__}: {str(e)[:300]}). Without hub access, copy the model's folder "
                 f"({CONFIG_NAME} + weights, e.g. saved by ClipScorer.save on a machine with access) "
                 f"here and pass that local directory instead: load_scorer('<dir>') or "
-                f"ClipScorer.from_dir('<dir>'); or train the small CPU model: "
-                f"python -m medlib.semantic_train --out <dir>"
+                f"ClipScorer.from_dir('<dir>'); or pass 'embedded' (semantic_scorer: embedded) for the "
+                f"small CLIP medlib trains on its embedded chest benchmark (CPU, a few minutes once, "
+                f"then cached in {EMBEDDED_HINT})"
             ) from e
         try:
             model_cfg = open_clip.get_model_config(name)
@@ -210,7 +220,8 @@ class ClipScorer:
         if not d.is_dir():
             raise ScorerLoadError(
                 f"{d}: semantic scorer directory not found; train one with "
-                f"`python -m medlib.semantic_train --out {d}` or pass an existing model folder"
+                f"`python -m medlib.semantic_train --out {d}`, pass an existing model folder, or pass "
+                f"'embedded' (the small CLIP cached in {EMBEDDED_HINT}, trained there if missing)"
             )
         cfg_path = d / CONFIG_NAME
         try:
@@ -305,10 +316,22 @@ class ClipScorer:
     def encode_crops(self, images: Sequence, boxes: Any) -> tuple[torch.Tensor, np.ndarray]:
         """Embeddings (N, D) of the crops of ``boxes`` (xyxy pixels in each image's own frame)
         and the mask of usable boxes (unusable rows are zero vectors). One batched forward."""
-        rgb = [as_rgb_uint8(im) for im in images]
-        sizes = [None if a is None else a.shape[:2] for a in rgb]
+        arrays: dict[int, np.ndarray | None] = {}  # one array per image object (a GRPO group shares one)
+        for im in images:
+            if id(im) not in arrays:
+                arrays[id(im)] = image_array(im)
+        sizes = [None if arrays[id(im)] is None else arrays[id(im)].shape[:2] for im in images]
         windows, valid = pixel_boxes(boxes, sizes)
-        crops = [rgb[i][y1:y2, x1:x2] for i, (x1, y1, x2, y2) in enumerate(windows) if valid[i]]
+        whole: dict[int, np.ndarray] = {}
+        crops = []
+        for i in np.flatnonzero(valid):
+            a, (x1, y1, x2, y2) = arrays[id(images[i])], windows[i]
+            if a.dtype in (np.uint8, np.bool_):  # pixel-wise conversion: crop first, same pixels, less work
+                crops.append(as_rgb_uint8(a[y1:y2, x1:x2]))
+            else:  # the value range of the whole image sets the conversion
+                if id(images[i]) not in whole:
+                    whole[id(images[i])] = as_rgb_uint8(a)
+                crops.append(whole[id(images[i])][y1:y2, x1:x2])
         return self._scatter(crops, valid), valid
 
     def encode_images(self, images: Sequence) -> tuple[torch.Tensor, np.ndarray]:
@@ -403,7 +426,10 @@ def load_scorer(spec: str, device: str | None = None) -> ClipScorer:
     * ``"hub:<id>"`` / ``"hf-hub:<id>"``: :meth:`ClipScorer.from_hub`;
     * ``"default"``: BiomedCLIP from the hub (:data:`DEFAULT_HUB_MODEL`);
     * ``"small:<dir>"`` or ``"<dir>"``: :meth:`ClipScorer.from_dir` (``small:`` names a small
-      CLIP trained by :mod:`medlib.semantic_train`).
+      CLIP trained by :mod:`medlib.semantic_train`);
+    * ``"embedded"`` = ``"embedded:smoke:0"``, ``"embedded:<profile>"``,
+      ``"embedded:<profile>:<seed>"``: the small CLIP of that benchmark profile and seed
+      (:func:`medlib.semantic_train.ensure_embedded_clip`: cached, trained first if missing).
     """
     if not isinstance(spec, str) or not spec.strip():
         raise ScorerLoadError(f"semantic scorer spec must be a non-empty string, got {spec!r}")
@@ -419,19 +445,37 @@ def _build(spec: str, device: str | None) -> ClipScorer:
     for prefix in ("hub:", "hf-hub:"):
         if spec.startswith(prefix):
             return ClipScorer.from_hub(spec[len(prefix) :], device=device)
+    if spec == "embedded" or spec.startswith("embedded:"):
+        return ClipScorer.from_dir(_embedded_dir(spec), device=device)
     if spec.startswith("small:"):
         return ClipScorer.from_dir(_local(spec[len("small:") :]), device=device)
     if _local(spec).is_dir():
         return ClipScorer.from_dir(_local(spec), device=device)
     raise ScorerLoadError(
         f"unknown semantic scorer spec {spec!r}: use 'hub:<hugging face id>', 'default' (BiomedCLIP "
-        f"from the hub), 'small:<dir>' or an existing model directory (no directory {spec!r} exists)"
+        f"from the hub), 'embedded[:<profile>[:<seed>]]' (small CLIP trained on the embedded benchmark), "
+        f"'small:<dir>' or an existing model directory (no directory {spec!r} exists)"
     )
+
+
+def _embedded_dir(spec: str) -> Path:
+    """``embedded[:<profile>[:<seed>]]`` -> the cached model folder (trained if missing)."""
+    from .semantic_train import EMBEDDED_RECIPES, ensure_embedded_clip
+
+    parts = spec.split(":")[1:]
+    profile = parts[0] if parts and parts[0] else "smoke"
+    seed = parts[1] if len(parts) > 1 else "0"
+    if len(parts) > 2 or profile not in EMBEDDED_RECIPES or not seed.isdigit():
+        raise ScorerLoadError(
+            f"bad embedded scorer spec {spec!r}: use 'embedded', 'embedded:<profile>' or "
+            f"'embedded:<profile>:<seed>' with profile one of {sorted(EMBEDDED_RECIPES)} and an integer seed"
+        )
+    return ensure_embedded_clip(profile, int(seed))
 
 
 def _local(path: str) -> Path:
     """A folder as given, or (when that does not exist) relative to the repository root, so
-    that notebooks running in ``notebooks/`` find ``build/semantic_clip``."""
+    that notebooks running in ``notebooks/`` find ``build/semantic/smoke_seed0``."""
     from .paths import repo_path
 
     p = Path(path).expanduser()

@@ -15,10 +15,16 @@ open_clip's BPE ``SimpleTokenizer``, whose vocabulary ships inside the open_clip
   text-to-image direction also ranks the phrase against the negative crops, and texts that
   occur several times in a batch count every crop of theirs as positive.
 
-``python -m medlib.semantic_train --bench-root build/semantic_bench --out build/semantic_clip``
-generates the benchmark if needed, trains for ``--minutes``, saves the model folder that
-``medlib.semantic.load_scorer("small:<out>")`` reads and writes held-out retrieval numbers to
-``results/semantic_clip.json``.
+Embedded model (no hub, no download): ``ensure_embedded_clip(profile, seed)`` trains the small
+CLIP of the profile's :data:`EMBEDDED_RECIPES` entry (a fixed step count on one thread, not a
+time budget, so a seed gives the same model again) on the train split of the embedded chest benchmark
+``build/data/<profile>_seed<seed>/chest`` (generated if missing) and caches it in
+``build/semantic/<profile>_seed<seed>/``; ``medlib.semantic.load_scorer("embedded")`` (smoke,
+seed 0) or ``"embedded:<profile>[:<seed>]"`` loads it, training first when it is missing.
+
+``python -m medlib.semantic_train [--profile smoke] [--seed 0]`` (re)trains that model and writes
+its held-out numbers (phrase retrieval top-1 / top-5 against chance, GT box vs other boxes, the
+same architecture untrained) to ``results/semantic_clip.json``.
 """
 
 from __future__ import annotations
@@ -26,7 +32,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -41,7 +49,7 @@ import torch
 import torch.nn.functional as F
 
 from .geometry import box_iou_pairs
-from .semantic import ClipScorer, as_rgb_uint8, pixel_boxes
+from .semantic import INFO_NAME, WEIGHTS_NAME, ClipScorer, as_rgb_uint8, pixel_boxes
 
 Triplet = tuple[np.ndarray, Sequence[float], str]  # (image, xyxy box in its pixels, phrase)
 
@@ -298,13 +306,25 @@ def train_small_clip(
     that share one image array (the same object) are regions of one image: negatives avoid
     all of them, and each is put in a batch with a sibling when it has one.
     """
-    from tqdm.auto import tqdm
-
     if len(triplets) < 2:
         raise ValueError(f"need at least 2 triplets to train a contrastive model, got {len(triplets)}")
+    before = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
-    config = config or SmallClipConfig()
+    try:
+        return _train(triplets, out_dir, config=config or SmallClipConfig(), steps=steps, minutes=minutes,
+                      batch_size=batch_size, lr=lr, weight_decay=weight_decay, warmup=warmup,
+                      pos_views=pos_views, neg_views=neg_views, half_res_prob=half_res_prob, seed=seed,
+                      progress=progress)
+    finally:
+        torch.set_num_threads(before)  # a notebook that triggers training keeps its own setting
+
+
+def _train(triplets: Sequence[Triplet], out_dir: str | Path | None, *, config: SmallClipConfig,
+           steps: int | None, minutes: float, batch_size: int, lr: float, weight_decay: float, warmup: int,
+           pos_views: int, neg_views: int, half_res_prob: float, seed: int, progress: bool) -> ClipScorer:
+    from tqdm.auto import tqdm
+
     scorer = build_small_clip(config, seed)
     t0 = time.time()
     pool = build_crop_pool(scorer, triplets, pos_views=pos_views, neg_views=neg_views,
@@ -325,7 +345,7 @@ def train_small_clip(
     total = steps if steps is not None else 10**9
     budget = minutes * 60.0
     losses: list[float] = []
-    bar = tqdm(desc="small CLIP", disable=not progress, leave=False)
+    bar = tqdm(desc="small CLIP", total=steps, disable=not progress, leave=False)
     t_start, stopped_by_time, step = time.time(), False, 0
     while step < total:
         anchors = rng.choice(T, size=max(1, B // 2), replace=False)
@@ -397,6 +417,15 @@ def _crop_embeddings(scorer: ClipScorer, triplets: Sequence[Triplet], chunk: int
     return torch.cat(out)
 
 
+_SIDES = ("left", "right", "bilateral", "both")
+
+
+def laterality(phrase: str) -> frozenset[str]:
+    """The side words of a phrase ("right-sided" counts as "right"; "both" as "bilateral")."""
+    words = set(re.findall(r"[a-z]+", str(phrase).lower()))
+    return frozenset("bilateral" if w == "both" else w for w in words & set(_SIDES))
+
+
 def retrieval_metrics(
     scorer: ClipScorer,
     triplets: Sequence[Triplet],
@@ -407,7 +436,10 @@ def retrieval_metrics(
     of the set (``phrase_top1``, chance 1 / number of phrases)? And, with ``labels``, is its
     class ranked first among the classes (each class a mean of the text embeddings of
     ``class_prompts[label]``, e.g. the training phrases of that class; ``class_name_top1``
-    uses the class name itself as the prompt)?"""
+    uses the class name itself as the prompt)? The benchmark words one finding in many ways
+    ("cardiomegaly", "enlarged cardiac silhouette"), so ``phrase_top1_same_class_side`` also
+    counts a first-ranked phrase of the same class and the same side words as a hit (chance:
+    the mean fraction of such candidates)."""
     crops = _crop_embeddings(scorer, triplets)
     norm = [normalise_phrase(t[2]) for t in triplets]
     cands = sorted(set(norm))
@@ -433,6 +465,15 @@ def retrieval_metrics(
                 "class_majority": max(counts.values()) / len(labels)}
         name_emb = scorer.encode_texts([c.lower() for c in classes])
         out["class_name_top1"] = float(((crops @ name_emb.T).argmax(1) == y).float().mean())
+        cand_labels: dict[str, set[str]] = defaultdict(set)
+        for p, c in zip(norm, labels):
+            cand_labels[p].add(c)
+        side = {p: laterality(p) for p in cands}
+        equivalent = np.array([[bool(cand_labels[p] & cand_labels[q]) and side[p] == side[q] for q in cands]
+                               for p in norm])  # (n, candidates)
+        first = sims.argmax(1).numpy()
+        out["phrase_top1_same_class_side"] = float(equivalent[np.arange(len(norm)), first].mean())
+        out["phrase_chance_same_class_side"] = float(equivalent.mean())
         if class_prompts:
             protos = torch.stack([F.normalize(scorer.encode_texts(class_prompts[c]).mean(0), dim=0)
                                   for c in classes])
@@ -511,78 +552,176 @@ def chest_triplets(bench_root: str | Path, split: str, part: str = "ms_cxr") -> 
     return trip, labels
 
 
-def ensure_chest_benchmark(bench_root: str | Path, sizes: dict[str, int] | None, image_size: int = 224,
-                           seed: int = 0) -> dict | None:
-    """Generate the chest benchmark under ``bench_root`` unless it is there already."""
-    root = Path(bench_root)
-    if (root / "ms_cxr").is_dir() and (root / "chestxray8").is_dir():
-        return None
-    if sizes is None:
-        raise FileNotFoundError(
-            f"{root}: no chest benchmark (ms_cxr/, chestxray8/); pass sizes= (CLI: --generate "
-            f"train=3000,test=500) or write it with medlib.benchmark.chest.generate_chest"
-        )
-    from .benchmark.chest import generate_chest
+# ----------------------------------------------------------------------------- embedded model
+@dataclass(frozen=True)
+class EmbeddedRecipe:
+    """How the embedded small CLIP of one benchmark profile is trained: a fixed step count (not
+    a time budget) on one thread, so a seed gives the same model again."""
 
-    return generate_chest(root, sizes=sizes, image_size=image_size, seed=seed)
+    config: SmallClipConfig
+    steps: int
+    batch_size: int = 128
+    lr: float = 1e-3
+    pos_views: int = 4
+    neg_views: int = 2
+    half_res_prob: float = 0.5
+    parts: tuple[str, ...] = ("ms_cxr", "chestxray8")
+
+    def train_kwargs(self) -> dict[str, Any]:
+        return {"config": self.config, "steps": self.steps, "batch_size": self.batch_size, "lr": self.lr,
+                "pos_views": self.pos_views, "neg_views": self.neg_views, "half_res_prob": self.half_res_prob}
+
+    def describe(self, profile: str, seed: int) -> dict[str, Any]:
+        """What identifies a cached model (stored in its ``medlib_semantic.json``)."""
+        d = asdict(self)
+        d["parts"] = list(self.parts)
+        return {"profile": profile, "seed": seed, **d}
 
 
-def train_small_clip_on_benchmark(
-    bench_root: str | Path,
-    out_dir: str | Path,
-    minutes: float = 5.0,
-    seed: int = 0,
-    *,
-    sizes: dict[str, int] | None = None,
-    bench_seed: int = 0,
-    parts: Sequence[str] = ("ms_cxr", "chestxray8"),
-    eval_split: str = "test",
-    results_path: str | Path | None = None,
-    command: str | None = None,
-    **train_kwargs: Any,
-) -> dict[str, Any]:
-    """Train the small CLIP on the train split of the chest benchmark (both parts by default),
-    save it to ``out_dir`` and measure it (and the same architecture untrained) on the held-out
-    MS-CXR ``eval_split``, at full and at half resolution, and on ChestX-ray8's labels. Returns
-    the report (also written to ``results_path`` when given)."""
-    t0 = time.time()
-    generated = ensure_chest_benchmark(bench_root, sizes, seed=bench_seed)
+#: one recipe per benchmark profile (:data:`medlib.benchmark.PROFILES`); "smoke" is the CPU
+#: default (about 3-5 min on one shared core of this machine, see results/semantic_clip.json)
+EMBEDDED_RECIPES: dict[str, EmbeddedRecipe] = {
+    "tiny": EmbeddedRecipe(SmallClipConfig(image_size=32, patch_size=8, vision_width=64, vision_layers=2,
+                                           text_width=64, text_layers=2, head_width=32, embed_dim=64,
+                                           context_length=20),
+                           steps=60, batch_size=32, lr=2e-3, pos_views=4, neg_views=2, half_res_prob=0.0),
+    "smoke": EmbeddedRecipe(SmallClipConfig(), steps=180),
+    "full": EmbeddedRecipe(SmallClipConfig(), steps=600),
+}
+#: where embedded models are cached (``<EMBEDDED_DIR>/<profile>_seed<seed>/``) and where the
+#: benchmark they train on is written (``<BENCH_ROOT>/<profile>_seed<seed>/chest``), relative to
+#: the repository root (the ``BENCH_ROOT`` of ``configs/profiles``)
+EMBEDDED_DIR = "build/semantic"
+BENCH_ROOT = "build/data"
+
+
+def recipe_for(profile: str) -> EmbeddedRecipe:
+    if profile not in EMBEDDED_RECIPES:
+        raise ValueError(f"no embedded small-CLIP recipe for profile {profile!r}; choose one of "
+                         f"{sorted(EMBEDDED_RECIPES)}")
+    return EMBEDDED_RECIPES[profile]
+
+
+def embedded_model_dir(profile: str = "smoke", seed: int = 0, root: str | Path | None = None) -> Path:
+    """``build/semantic/<profile>_seed<seed>`` (or under ``root``)."""
+    from .paths import repo_path
+
+    return repo_path(root if root is not None else EMBEDDED_DIR) / f"{profile}_seed{seed}"
+
+
+def embedded_chest_root(profile: str = "smoke", seed: int = 0, bench_root: str | Path | None = None) -> Path:
+    """The chest part of the embedded benchmark, written first if it is not there."""
+    from .benchmark import benchmark_dir, build_benchmark
+
+    root = bench_root if bench_root is not None else BENCH_ROOT
+    build_benchmark(root, profile=profile, seed=seed, parts=("chest",))
+    return benchmark_dir(root, profile, seed) / "chest"
+
+
+def train_embedded_clip(profile: str = "smoke", seed: int = 0, *, out_dir: str | Path | None = None,
+                        bench_root: str | Path | None = None, steps: int | None = None,
+                        progress: bool = True) -> ClipScorer:
+    """Train the small CLIP of ``profile``'s recipe on the train split of the embedded chest
+    benchmark (generated if missing) and save it to ``out_dir`` (default
+    :func:`embedded_model_dir`; written to a temporary folder and renamed, so a reader never
+    sees half a model). ``steps`` overrides the recipe's step count."""
+    import dataclasses
+    import shutil
+
+    recipe = recipe_for(profile)
+    if steps is not None:
+        recipe = dataclasses.replace(recipe, steps=steps)
+    chest = embedded_chest_root(profile, seed, bench_root)
     train: list[Triplet] = []
-    prompts: dict[str, list[str]] = defaultdict(list)
-    for part in parts:
-        trip, labels = chest_triplets(bench_root, "train", part)
-        train += trip
-        if part == "ms_cxr":
-            for (_, _, p), c in zip(trip, labels):
-                prompts[c].append(p)
-    prompts = {c: sorted(set(v)) for c, v in prompts.items()}
-    scorer = train_small_clip(train, out_dir, minutes=minutes, seed=seed, **train_kwargs)
-    untrained = build_small_clip(SmallClipConfig(**scorer.info["architecture"]), seed)
+    for part in recipe.parts:
+        train += chest_triplets(chest, "train", part)[0]
+    t0 = time.time()
+    scorer = train_small_clip(train, None, seed=seed, progress=progress, **recipe.train_kwargs())
+    scorer.info["embedded"] = recipe.describe(profile, seed)
+    scorer.info["training"]["seconds_with_pool"] = round(time.time() - t0, 1)
+    out = Path(out_dir) if out_dir is not None else embedded_model_dir(profile, seed)
+    tmp, old = (out.with_name(f".{out.name}.{tag}{os.getpid()}") for tag in ("tmp", "old"))
+    shutil.rmtree(tmp, ignore_errors=True)
+    scorer.save(tmp)
+    try:
+        if out.exists():
+            out.rename(old)
+        tmp.rename(out)
+    except OSError:
+        if not (out / WEIGHTS_NAME).is_file():  # not a concurrent run that finished first
+            raise
+    finally:
+        shutil.rmtree(old, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+    scorer.name = str(out)
+    return scorer
 
-    test, test_labels = chest_triplets(bench_root, eval_split, "ms_cxr")
+
+def ensure_embedded_clip(profile: str = "smoke", seed: int = 0, *, root: str | Path | None = None,
+                         bench_root: str | Path | None = None, progress: bool = True) -> Path:
+    """The folder of the embedded small CLIP of ``profile`` and ``seed``, trained there first
+    when it is missing or was made by another recipe (smoke: 180 steps, about 3-5 minutes on
+    one CPU thread; tiny: seconds). What ``load_scorer("embedded[:<profile>[:<seed>]]")`` loads."""
+    recipe = recipe_for(profile)
+    d = embedded_model_dir(profile, seed, root)
+    try:
+        info = json.loads((d / INFO_NAME).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        info = {}
+    wanted = json.loads(json.dumps(recipe.describe(profile, seed)))  # tuples as JSON lists
+    if info.get("embedded") == wanted and (d / WEIGHTS_NAME).is_file():
+        return d
+    train_embedded_clip(profile, seed, out_dir=d, bench_root=bench_root, progress=progress)
+    return d
+
+
+# ----------------------------------------------------------------------------- report
+def evaluate_small_clip(scorer: ClipScorer, chest_root: str | Path, seed: int = 0, *,
+                        parts: Sequence[str] = ("ms_cxr", "chestxray8"), eval_split: str = "test",
+                        ) -> dict[str, Any]:
+    """Held-out numbers of ``scorer`` and of the same architecture untrained: MS-CXR phrase
+    and class retrieval and GT-vs-other-box similarity at full and at half resolution, and
+    ChestX-ray8 label retrieval."""
+    prompts: dict[str, set[str]] = defaultdict(set)
+    for (_, _, p), c in zip(*chest_triplets(chest_root, "train", "ms_cxr")):
+        prompts[c].add(p)
+    class_prompts = {c: sorted(v) for c, v in prompts.items()}
+    test, test_labels = chest_triplets(chest_root, eval_split, "ms_cxr")
     half = half_resolution(test)
-    report: dict[str, Any] = {"command": command, "provenance": provenance(seed)}
-    report["benchmark"] = {"root": _shown(bench_root), "train_parts": list(parts), "train_triplets": len(train),
-                           "eval_split": eval_split, "generated": generated is not None, "bench_seed": bench_seed}
-    report["model_dir"] = _shown(out_dir)
-    report["model"] = scorer.info
+    untrained = build_small_clip(SmallClipConfig(**scorer.info["architecture"]), seed)
+    out: dict[str, Any] = {}
     for name, sc in (("trained", scorer), ("untrained", untrained)):
         r = {
-            "ms_cxr_retrieval": retrieval_metrics(sc, test, test_labels, prompts),
-            "ms_cxr_retrieval_half_resolution": retrieval_metrics(sc, half, test_labels, prompts),
+            "ms_cxr_retrieval": retrieval_metrics(sc, test, test_labels, class_prompts),
+            "ms_cxr_retrieval_half_resolution": retrieval_metrics(sc, half, test_labels, class_prompts),
             "ms_cxr_gt_vs_other_box": gt_vs_random_box(sc, test, seed=seed),
             "ms_cxr_gt_vs_other_box_half_resolution": gt_vs_random_box(sc, half, seed=seed),
         }
         if "chestxray8" in parts:
-            cx, cx_labels = chest_triplets(bench_root, eval_split, "chestxray8")
-            r["chestxray8_label_retrieval"] = retrieval_metrics(sc, cx)
-        report[name] = r
-    report["seconds_total"] = round(time.time() - t0, 1)
-    if results_path is not None:
-        p = Path(results_path)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(json.dumps(report, indent=1, sort_keys=False, default=str) + "\n")
-    return report
+            r["chestxray8_label_retrieval"] = retrieval_metrics(sc, chest_triplets(chest_root, eval_split,
+                                                                                   "chestxray8")[0])
+        out[name] = r
+    return out
+
+
+def headline(report: dict[str, Any]) -> dict[str, Any]:
+    """The numbers a reader wants first, copied from the full report."""
+    t, g = report["trained"]["ms_cxr_retrieval"], report["trained"]["ms_cxr_gt_vs_other_box"]
+    u = report["untrained"]["ms_cxr_retrieval"]
+    tr = report["model"]["training"]
+    return {
+        "eval": "MS-CXR-format test split of the embedded chest benchmark (held out from training)",
+        "n": t["n"], "phrase_candidates": t["phrase_candidates"],
+        "phrase_top1": t["phrase_top1"], "phrase_top5": t["phrase_top5"],
+        "chance_top1": t["phrase_chance_top1"], "chance_top5": t["phrase_chance_top5"],
+        "untrained_top1": u["phrase_top1"], "untrained_top5": u["phrase_top5"],
+        "phrase_top1_same_class_side": t["phrase_top1_same_class_side"],
+        "chance_same_class_side": t["phrase_chance_same_class_side"],
+        "gt_minus_random_box_similarity": g["random"]["mean_gap"],
+        "gt_higher_than_random_box": g["random"]["gt_higher_fraction"],
+        "gt_higher_than_mirror_box": g["mirror"]["gt_higher_fraction"],
+        "train_seconds": tr["train_seconds"], "steps": tr["steps"], "threads": tr["threads"],
+    }
 
 
 def _shown(path: str | Path) -> str:
@@ -613,37 +752,48 @@ def provenance(seed: int) -> dict[str, Any]:
     return {"seed": seed, "git_commit": commit, "python": platform.python_version(), "versions": versions}
 
 
-def _sizes(text: str) -> dict[str, int]:
-    try:
-        return {k.strip(): int(v) for k, v in (item.split("=") for item in text.split(",") if item.strip())}
-    except ValueError:
-        raise SystemExit(f"--generate expects split=count pairs like train=3000,test=500, got {text!r}") from None
-
-
-def main(argv: Sequence[str] | None = None) -> None:
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(prog="python -m medlib.semantic_train", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--bench-root", default="build/semantic_bench", help="chest benchmark folder")
-    ap.add_argument("--generate", default="train=3000,test=500",
-                    help="sizes to generate when --bench-root holds no benchmark ('' = never)")
-    ap.add_argument("--out", default="build/semantic_clip", help="model folder to write")
-    ap.add_argument("--minutes", type=float, default=5.0, help="training time budget (one thread)")
-    ap.add_argument("--steps", type=int, default=None, help="exact step count (overrides --minutes)")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--profile", default="smoke", choices=sorted(EMBEDDED_RECIPES),
+                    help="benchmark profile: its chest benchmark and its training recipe")
+    ap.add_argument("--seed", type=int, default=0, help="benchmark seed and training seed")
+    ap.add_argument("--steps", type=int, default=None, help="override the recipe's step count")
+    ap.add_argument("--out", default=None, help="model folder (default build/semantic/<profile>_seed<seed>)")
+    ap.add_argument("--bench-root", default=BENCH_ROOT, help="where the embedded benchmark lives")
     ap.add_argument("--results", default="results/semantic_clip.json")
     a = ap.parse_args(argv)
     from .paths import repo_path
 
-    cmd = "python -m medlib.semantic_train " + " ".join(sys.argv[1:] if argv is None else argv)
-    report = train_small_clip_on_benchmark(
-        repo_path(a.bench_root), repo_path(a.out), minutes=a.minutes, seed=a.seed,
-        sizes=_sizes(a.generate) if a.generate else None, results_path=repo_path(a.results),
-        command=cmd, steps=a.steps,
-    )
-    t = report["trained"]["ms_cxr_retrieval"]
-    g = report["trained"]["ms_cxr_gt_vs_other_box"]
-    print(f"phrase top-1 {t['phrase_top1']:.3f} (chance {t['phrase_chance_top1']:.4f}), class top-1 "
-          f"{t.get('class_top1', float('nan')):.3f} (chance {t['class_chance']:.3f}); GT > other box: "
-          + ", ".join(f"{k} {v['gt_higher_fraction']:.3f}" for k, v in g.items() if isinstance(v, dict)))
+    t0 = time.time()
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    out = a.out
+    if out is None:
+        out = embedded_model_dir(a.profile, a.seed)
+        if a.steps is not None and a.steps != recipe_for(a.profile).steps:  # keep the cache canonical
+            out = out.with_name(f"{out.name}_steps{a.steps}")
+    scorer = train_embedded_clip(a.profile, a.seed, out_dir=repo_path(out), bench_root=a.bench_root,
+                                 steps=a.steps)
+    chest = embedded_chest_root(a.profile, a.seed, a.bench_root)
+    report: dict[str, Any] = {
+        "command": "python -m medlib.semantic_train " + " ".join(sys.argv[1:] if argv is None else argv),
+        "provenance": provenance(a.seed) | {"profile": a.profile, "load_average_1min_at_start": load},
+        "benchmark": {"root": _shown(chest), "train_parts": list(recipe_for(a.profile).parts),
+                      "eval_split": "test"},
+        "model_dir": _shown(repo_path(out)),
+        "model": scorer.info,
+    }
+    report |= evaluate_small_clip(scorer, chest, a.seed, parts=recipe_for(a.profile).parts)
+    report = {"summary": headline(report), **report, "seconds_total": round(time.time() - t0, 1)}
+    path = repo_path(a.results)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=1, default=str) + "\n")
+    h = report["summary"]
+    print(f"phrase top-1 {h['phrase_top1']:.3f} / top-5 {h['phrase_top5']:.3f} "
+          f"(chance {h['chance_top1']:.4f} / {h['chance_top5']:.4f}; n={h['n']}), "
+          f"same class+side {h['phrase_top1_same_class_side']:.3f} (chance {h['chance_same_class_side']:.3f}); "
+          f"GT > random box {h['gt_higher_than_random_box']:.3f}, gap {h['gt_minus_random_box_similarity']:.3f}; "
+          f"trained {h['train_seconds']} s; wrote {path}")
+    return report
 
 
 if __name__ == "__main__":

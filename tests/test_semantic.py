@@ -6,20 +6,25 @@ phrase ("red square", ...): a task a tiny CLIP learns in seconds on one thread.
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
 import pytest
 import torch
 
-from medlib import semantic
+from medlib import semantic, semantic_train
 from medlib.semantic import ClipScorer, ScorerLoadError, load_scorer, pixel_boxes
 from medlib.semantic_train import (
+    EMBEDDED_RECIPES,
     SmallClipConfig,
     build_crop_pool,
     build_small_clip,
+    chest_triplets,
     contrastive_loss,
+    ensure_embedded_clip,
     gt_vs_random_box,
+    laterality,
     retrieval_metrics,
     train_small_clip,
 )
@@ -67,7 +72,7 @@ def scorer():
 def trained(tmp_path_factory):
     torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("tiny_clip")
-    sc = train_small_clip(shapes_triplets(100, seed=1), out, config=TINY, steps=80, batch_size=48, lr=2e-3,
+    sc = train_small_clip(shapes_triplets(100, seed=1), out, config=TINY, steps=50, batch_size=48, lr=2e-3,
                           pos_views=3, neg_views=2, half_res_prob=0.0, seed=0, progress=False)
     return sc, out
 
@@ -120,6 +125,16 @@ def test_crop_is_the_box_of_the_images_own_frame(scorer):
     transposed = scorer.image_text_similarity([img[50:77, 7:31]], ["left pleural effusion"])[0]
     whole = scorer.image_text_similarity([img], ["left pleural effusion"])[0]
     assert abs(s - transposed) > 1e-4 and abs(s - whole) > 1e-4
+    # a uint16 image is scaled by its own min and max before cropping (not the crop's): the
+    # crop of the 8-bit version is the same picture; a grey uint8 crop reads as its RGB stack
+    g16 = rng.integers(0, 4081, (48, 80)).astype(np.uint16)
+    g16[0, 0], g16[0, 1] = 0, 4080  # range 0..4080: x * 255 / 4080 = x / 16
+    g8 = semantic.as_rgb_uint8(g16)
+    assert g8[0, 1, 0] == 255 and np.array_equal(g8[..., 0], np.rint(g16 / 16.0).astype(np.uint8))
+    s16 = scorer.similarity([g16, g16[..., None]], [box, box], ["x", "x"])
+    assert s16 == pytest.approx(scorer.image_text_similarity([g8[7:31, 50:77]] * 2, ["x", "x"]), abs=1e-6)
+    grey = g8[..., 0]
+    assert scorer.similarity([grey], [box], ["x"])[0] == pytest.approx(s16[0], abs=1e-6)
     # grey, float [0, 1] and uint16 versions of the same picture are read alike
     g = rng.integers(0, 256, (30, 30)).astype(np.uint8)
     a = scorer.image_text_similarity([g, g.astype(np.float32) / 255.0, np.stack([g] * 3, -1)], ["x"] * 3)
@@ -176,7 +191,7 @@ def test_save_load_round_trip_and_specs(trained, tmp_path):
     loaded = ClipScorer.from_dir(out)
     assert np.array_equal(loaded.similarity(imgs, boxes, texts), sc.similarity(imgs, boxes, texts))
     assert np.array_equal(loaded.image_text_similarity(imgs, texts), sc.image_text_similarity(imgs, texts))
-    assert loaded.info["training"]["steps"] == 80
+    assert loaded.info["training"]["steps"] == 50
     semantic.clear_cache()
     a = load_scorer(f"small:{out}")
     assert load_scorer(f"small:{out}") is a  # one model per process
@@ -210,6 +225,11 @@ def test_clear_errors(tmp_path, monkeypatch):
     monkeypatch.setattr(hub, "HF_HUB_OFFLINE", True)  # what a machine without hub access sees
     with pytest.raises(ScorerLoadError, match="pass that local directory instead"):
         load_scorer("hub:microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224")
+    with pytest.raises(ScorerLoadError, match="BiomedCLIP.*or pass 'embedded'"):  # "default" = BiomedCLIP
+        load_scorer("default")
+    for bad in ("embedded:nonsense", "embedded:tiny:x", "embedded:tiny:0:1"):
+        with pytest.raises(ScorerLoadError, match="bad embedded scorer spec"):
+            load_scorer(bad)
 
 
 # ----------------------------------------------------------------------------- training
@@ -249,6 +269,115 @@ def test_tiny_training_beats_chance_and_prefers_the_true_box(trained, scorer):
     # 6 phrases: chance 0.167; the trained model must be far above it and above the untrained one
     assert m["phrase_top1"] >= 0.5 and m["phrase_top1"] > base["phrase_top1"] + 0.2
     assert m["class_top1"] >= 0.7  # 3 colours: chance 0.33
+    # no side words: "same class and side" = same colour; each phrase has 2 of 6 such candidates
+    assert m["phrase_chance_same_class_side"] == pytest.approx(2 / 6)
+    assert m["phrase_top1"] <= m["phrase_top1_same_class_side"] <= 1.0
     g = gt_vs_random_box(sc, test, seed=0)
     assert g["same_size"]["gt_higher_fraction"] >= 0.75 and g["random"]["gt_higher_fraction"] >= 0.75
     assert sc.info["training"]["loss_last10"] < sc.info["training"]["loss_first10"]
+
+
+def test_laterality_words():
+    assert laterality("Right-sided pneumothorax") == {"right"}
+    assert laterality("opacities in both lungs") == laterality("Bilateral effusions") == {"bilateral"}
+    assert laterality("left and right apices") == {"left", "right"}
+    assert laterality("upright cardiomegaly") == frozenset()  # "upright" is not "right"
+
+
+def test_training_is_deterministic_for_a_seed_and_keeps_the_thread_setting():
+    trip = shapes_triplets(4, seed=3)
+    kw = dict(config=TINY, steps=3, batch_size=8, pos_views=2, neg_views=1, half_res_prob=0.0, progress=False)
+    torch.set_num_threads(2)
+    try:
+        a, b, c = (train_small_clip(trip, None, seed=s, **kw).model.state_dict() for s in (0, 0, 1))
+        assert torch.get_num_threads() == 2  # trained on 1 thread, the caller's setting restored
+    finally:
+        torch.set_num_threads(1)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+# ----------------------------------------------------------------------------- embedded model
+@pytest.fixture(scope="module")
+def embedded_tiny(tmp_path_factory):
+    """load_scorer("embedded:tiny") with the cache and the benchmark in a temporary folder:
+    writes the tiny chest benchmark and trains the tiny recipe (seconds)."""
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("embedded")
+    mp = pytest.MonkeyPatch()
+    mp.setattr(semantic_train, "EMBEDDED_DIR", str(root / "semantic"))
+    mp.setattr(semantic_train, "BENCH_ROOT", str(root / "data"))
+    semantic.clear_cache()
+    yield load_scorer("embedded:tiny"), root
+    semantic.clear_cache()
+    mp.undo()
+
+
+def test_embedded_spec_trains_once_then_loads_the_cache(embedded_tiny, monkeypatch):
+    sc, root = embedded_tiny
+    d = root / "semantic" / "tiny_seed0"
+    assert sc.name == str(d) and (d / "model.safetensors").is_file()
+    assert (root / "data" / "tiny_seed0" / "chest" / "ms_cxr").is_dir()  # the benchmark was written
+    steps = EMBEDDED_RECIPES["tiny"].steps
+    assert sc.info["embedded"]["profile"] == "tiny" and sc.info["embedded"]["steps"] == steps
+    assert sc.info["training"]["steps"] == steps and sc.info["training"]["train_seconds"] > 0
+    assert not [p.name for p in d.parent.iterdir() if p.name.startswith(".")]  # no temporary folders left
+    assert load_scorer("embedded:tiny") is sc
+
+    trained = []
+    monkeypatch.setattr(semantic_train, "train_embedded_clip", lambda *a, **k: trained.append((a, k)))
+    again = load_scorer("embedded:tiny:0")  # another spec string: a fresh load, from the cache
+    assert again is not sc and trained == []
+    trip = chest_triplets(root / "data" / "tiny_seed0" / "chest", "test", "ms_cxr")[0]
+    imgs, boxes, texts = [t[0] for t in trip], np.array([t[1] for t in trip], float), [t[2] for t in trip]
+    assert np.array_equal(again.similarity(imgs, boxes, texts), sc.similarity(imgs, boxes, texts))
+    # a cache written by another recipe is trained again
+    info_path = d / "medlib_semantic.json"
+    original = info_path.read_text()
+    stale = json.loads(original)
+    stale["embedded"]["steps"] = steps + 1
+    info_path.write_text(json.dumps(stale))
+    try:
+        assert ensure_embedded_clip("tiny", 0) == d and len(trained) == 1
+    finally:
+        info_path.write_text(original)
+
+
+def _medground_completion(box) -> list[dict]:
+    answer = f'<think>the region</think><answer>{{"bbox": {list(box)}}}</answer>'
+    return [{"role": "assistant", "content": answer}]
+
+
+def test_medground_semantic_reward_prefers_the_gt_box_with_a_trained_clip(embedded_tiny, monkeypatch):
+    """End to end: registry -> MedGround-R1 semantic reward -> load_scorer("embedded:tiny"), on
+    held-out images. Per image one completion answers the GT box and three answer random boxes
+    (a GRPO group of 4); a reward that scored the whole image (the released variant) or mixed
+    up x and y would give the GT box no advantage."""
+    from medlib.rewards import registry
+
+    sc, root = embedded_tiny
+    monkeypatch.setattr(registry, "_SCORERS", {})
+    (reward,), _ = registry.build_reward_set("medground", {"semantic": 1}, semantic_scorer="embedded:tiny")
+    assert reward.__name__ == "medground_semantic" and registry.get_semantic_scorer("embedded:tiny") is sc
+    chest = root / "data" / "tiny_seed0" / "chest"
+    held_out = chest_triplets(chest, "test", "ms_cxr")[0] + chest_triplets(chest, "val", "ms_cxr")[0]
+    rng = np.random.default_rng(0)
+    completions, cols = [], {"image": [], "phrase": [], "solution": []}
+    for img, box, phrase in held_out:
+        h, w = img.shape[:2]
+        gt = [math.floor(box[0]), math.floor(box[1]), math.ceil(box[2]), math.ceil(box[3])]
+        group = [gt]
+        for _ in range(3):
+            bw, bh = int(rng.integers(w // 8, w // 2)), int(rng.integers(h // 8, h // 2))
+            x, y = int(rng.integers(0, w - bw)), int(rng.integers(0, h - bh))
+            group.append([x, y, x + bw, y + bh])
+        for b in group:
+            completions.append(_medground_completion(b))
+            cols["image"].append(img)
+            cols["phrase"].append(phrase)
+            cols["solution"].append(gt)
+    r = np.array(reward(None, completions, **cols), dtype=float).reshape(len(held_out), 4)
+    assert np.all((r >= -1) & (r <= 1))
+    gt_r, rand_r = r[:, 0], r[:, 1:]
+    assert gt_r.mean() > rand_r.mean() + 0.1
+    assert np.mean(gt_r > rand_r.mean(1)) >= 0.7
