@@ -66,6 +66,7 @@ def variant_config(base: RunConfig, variant: Variant, start_model: str | Path, g
     d = base.to_dict()
     other = "sft" if variant.stage == "grpo" else "grpo"
     d[other]["enabled"] = False
+    d["vision"]["enabled"] = False  # the start model already holds any warm-up
     d[variant.stage]["enabled"] = True
     d[variant.stage]["init_from"] = str(start_model)
     d["name"] = f"{variant.name}_seed{seed}"
@@ -79,7 +80,7 @@ def train_variant(cfg: RunConfig, stage: str) -> dict[str, Any]:
     ``{"model_dir", "steps", "train_seconds", "reused"}``. An interrupted run of the same config
     resumes from its last checkpoint; a run folder left by a *different* config is moved aside
     to ``<stage>.old-<hash>`` (never resumed, never deleted)."""
-    from .train import run_grpo, run_sft
+    from .train import run_grpo, run_sft, run_vision_warmup
 
     run_dir = cfg.run_dir(stage)
     done, started = run_dir / DONE, run_dir / STARTED
@@ -95,7 +96,7 @@ def train_variant(cfg: RunConfig, stage: str) -> dict[str, Any]:
     run_dir.mkdir(parents=True, exist_ok=True)
     started.write_text(json.dumps({"config_hash": h}))
     t0 = time.perf_counter()
-    res = (run_grpo if stage == "grpo" else run_sft)(cfg)
+    res = {"grpo": run_grpo, "sft": run_sft, "vision": run_vision_warmup}[stage](cfg)
     info = {"config_hash": h, "model_dir": str(res.model_dir), "steps": res.global_step,
             "train_seconds": round(time.perf_counter() - t0, 1), "metrics_csv": str(res.metrics_csv)}
     done.write_text(json.dumps(info, indent=1))
@@ -104,11 +105,17 @@ def train_variant(cfg: RunConfig, stage: str) -> dict[str, Any]:
 
 def start_run(cfg: RunConfig) -> dict[str, Any]:
     """The SFT checkpoint every arm of an ablation starts from: ``cfg``'s SFT stage, in a run
-    folder of its own per seed (``<name>_seed<s>/sft``); see :func:`train_variant`."""
+    folder of its own per seed (``<name>_seed<s>/sft``), after the vision warm-up when the config
+    enables it (``<name>_seed<s>/vision``); see :func:`train_variant`. ``train_seconds`` counts both."""
     d = cfg.to_dict()
     d["name"] = f"{cfg.name}_seed{cfg.seed}"
     d["grpo"]["enabled"] = False
-    return train_variant(config_from_dict(d), "sft")
+    start = config_from_dict(d)
+    vision_seconds = 0.0
+    if start.vision.enabled:
+        vision_seconds = train_variant(start, "vision")["train_seconds"]
+    info = train_variant(start, "sft")
+    return info | {"vision_seconds": vision_seconds, "train_seconds": round(info["train_seconds"] + vision_seconds, 1)}
 
 
 def evaluate_model(cfg: RunConfig, model_dir: str | Path, out_dir: Path, *, split: str = "test",
@@ -117,6 +124,7 @@ def evaluate_model(cfg: RunConfig, model_dir: str | Path, out_dir: Path, *, spli
     """Evaluate ``model_dir`` on ``split`` of ``cfg``'s data (reusing ``out_dir/summary.json``
     when it was written for the same model, config and split)."""
     from .evaluate import evaluate_2d, evaluate_3d, load_for_eval
+    from .train.common import use_image_backend
     from .train.datasets import load_records
 
     out_dir = Path(out_dir)
@@ -128,6 +136,7 @@ def evaluate_model(cfg: RunConfig, model_dir: str | Path, out_dir: Path, *, spli
             return s
     records = load_records(cfg, split)[:limit]
     model, processor = load_for_eval(str(model_dir))
+    processor = use_image_backend(processor, cfg.model.image_backend)
     tokens = max_new_tokens or cfg.grpo.max_completion_length
     common = dict(out_dir=out_dir, seed=cfg.seed, config=cfg.to_dict(), profile=profile,
                   model_path=str(model_dir), split=split, batch_size=batch_size, max_new_tokens=tokens)

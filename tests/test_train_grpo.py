@@ -75,7 +75,7 @@ def test_grpo_from_sft_with_lora(tmp_path):
     cfg = config(tmp_path, "chain", max_steps=1, init_from="sft",
                  lora={"enabled": True, "r": 4, "alpha": 8, "dropout": 0.0, "target_modules": "all-linear"})
     cfg["sft"] = {"learning_rate": 1e-2, "max_steps": 2, "batch_size": 4, "logging_steps": 1, "save_steps": 100}
-    with pytest.raises(ConfigError, match="run the SFT stage first"):
+    with pytest.raises(ConfigError, match="run the sft stage first"):
         run_grpo(cfg)
     sft = run_sft(cfg)
     res = run_grpo(cfg, reward_funcs=[digit_count])

@@ -1,9 +1,10 @@
 """Command line: ``python -m medlib.train <stage> --config FILE [--set section.key=value ...]``.
 
   check   validate the config and print what would run (no model or data is loaded)
+  vision  run the vision-tower warm-up (dense per-token objective; REFERENCE_NOTES section 10)
   sft     run (or resume) the SFT stage
   grpo    run (or resume) the GRPO stage
-  all     SFT then GRPO, the stages the config enables
+  all     vision warm-up, SFT, then GRPO: the stages the config enables, in that order
 
 Many GPUs: ``accelerate launch --config_file configs/accelerate/zero2.yaml -m medlib.train grpo
 --config configs/medground/full.yaml``.
@@ -21,7 +22,10 @@ def summary(cfg: RunConfig) -> str:
     """A few lines naming what a config runs."""
     lines = [f"{cfg.name}: {cfg.paper}, model {cfg.model.name_or_path}, data {cfg.data.source} at {cfg.data.root} "
              f"(template {cfg.template}), seed {cfg.seed}, bf16 {cfg.bf16}"]
-    s, g = cfg.sft, cfg.grpo
+    s, g, v = cfg.sft, cfg.grpo, cfg.vision
+    if v.enabled:
+        lines.append(f"  vision: warm-up of the vision tower, {v.steps} steps, lr {v.learning_rate:g}, batch {v.batch_size}, "
+                     f"from {v.init_from}")
     if s.enabled:
         lines.append(f"  sft : lr {s.learning_rate:g}, epochs {s.epochs:g}, max_steps {s.max_steps}, batch {s.batch_size} "
                      f"x accum {s.grad_accum}, lora {'r=' + str(s.lora.r) if s.lora.enabled else 'off'}, "
@@ -39,7 +43,7 @@ def summary(cfg: RunConfig) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m medlib.train", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("stage", choices=("check", "sft", "grpo", "all"))
+    ap.add_argument("stage", choices=("check", "vision", "sft", "grpo", "all"))
     ap.add_argument("--config", required=True, help="YAML run config, e.g. configs/medground/smoke.yaml")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                     help="override config values, e.g. grpo.max_steps=10 data.max_samples=32")
@@ -59,11 +63,13 @@ def main(argv: list[str] | None = None) -> int:
     from ..models.load import ModelLoadError
     from .grpo import run_grpo
     from .sft import run_sft
+    from .vision_warmup import run_vision_warmup
 
-    stages = {"sft": ["sft"], "grpo": ["grpo"], "all": [s for s in ("sft", "grpo") if getattr(cfg, s).enabled]}
+    runners = {"vision": run_vision_warmup, "sft": run_sft, "grpo": run_grpo}
+    stages = {"all": [s for s in runners if getattr(cfg, s).enabled]}.get(args.stage, [args.stage])
     try:
-        for stage in stages[args.stage]:
-            result = (run_sft if stage == "sft" else run_grpo)(cfg)
+        for stage in stages:
+            result = runners[stage](cfg)
             print(f"{stage}: {result.global_step} steps, model {result.model_dir}, metrics {result.metrics_csv}")
     except (ConfigError, DatasetError, ModelLoadError) as e:
         print(f"error: {e}", file=sys.stderr)

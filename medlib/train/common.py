@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import ConfigError, RunConfig, StageConfig, load_config
+from .config import ConfigError, RunConfig, StageConfig, VisionStage, load_config
 
 TINY = "tiny"
 FINAL = "final"
@@ -72,17 +72,18 @@ def build_tiny_for(cfg: RunConfig, records: list) -> Path:
     return build_tiny_qwen25vl(tiny_model_dir(cfg), texts=texts, **cfg.model.tiny)
 
 
-def resolve_init_model(cfg: RunConfig, stage: StageConfig, stage_name: str, records: list) -> str:
-    """Local folder of the model a stage starts from (``init_from``: base, sft or a folder)."""
+def resolve_init_model(cfg: RunConfig, stage: StageConfig | VisionStage, stage_name: str, records: list) -> str:
+    """Local folder of the model a stage starts from (``init_from``: base, vision, sft or a folder)."""
     from ..models.load import resolve_model_source
     from ..paths import repo_path
 
-    if stage.init_from == "sft":
-        p = cfg.run_dir("sft") / FINAL
+    if stage.init_from in ("sft", "vision"):
+        p = cfg.run_dir(stage.init_from) / FINAL
         if not (p / "config.json").is_file():
             raise ConfigError(
-                f"{stage_name}.init_from: sft, but {p} holds no trained model; run the SFT stage first "
-                f"(python -m medlib.train sft --config ...) or set {stage_name}.init_from: base"
+                f"{stage_name}.init_from: {stage.init_from}, but {p} holds no trained model; run the "
+                f"{stage.init_from} stage first (python -m medlib.train {stage.init_from} --config ...) or set "
+                f"{stage_name}.init_from: base"
             )
         return str(p)
     if stage.init_from != "base":
@@ -94,6 +95,36 @@ def resolve_init_model(cfg: RunConfig, stage: StageConfig, stage_name: str, reco
         if cfg.model.name_or_path == TINY:
             return str(build_tiny_for(cfg, records))
         return resolve_model_source(cfg.model.name_or_path)
+
+
+def use_image_backend(processor, backend: str = "auto"):
+    """``processor`` with its image processor rebuilt on the ``backend`` (``"pil"``), same settings;
+    ``"auto"`` leaves it as loaded. Saved processors record no backend, so every load applies it."""
+    if backend == "auto":
+        return processor
+    import transformers
+
+    ip = getattr(processor, "image_processor", None)
+    if ip is None:
+        return processor
+    name = type(ip).__name__
+    base = name[: -len("Pil")] if name.endswith("Pil") else name
+    cls = getattr(transformers, base + "Pil", None)
+    if cls is None:
+        raise ConfigError(f"model.image_backend: {backend}, but {name} has no PIL backend in transformers "
+                          f"{transformers.__version__}; use auto")
+    if not isinstance(ip, cls):
+        skip = {"image_processor_type", "processor_class", "_processor_class", "backend"}
+        processor.image_processor = cls(**{k: v for k, v in ip.to_dict().items() if k not in skip})
+    return processor
+
+
+def stage_processor(cfg: RunConfig, model_path: str):
+    """The processor a stage trains with: the model's, with the config's pixel bounds and image backend."""
+    from ..models.load import load_processor
+
+    proc = load_processor(model_path, cfg.model.min_pixels, cfg.model.max_pixels)
+    return use_image_backend(proc, cfg.model.image_backend)
 
 
 def lora_config(stage: StageConfig):

@@ -41,6 +41,7 @@ SCALE_REWARDS = ("group", "batch", "none")
 SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine")
 DEVICES = ("auto", "cpu", "cuda")
 VLLM_MODES = ("colocate", "server")
+IMAGE_BACKENDS = ("auto", "pil")
 _SOURCE_FN = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 
@@ -63,6 +64,10 @@ class ModelConfig:
     """Processor's largest resized image (pixels); None keeps the checkpoint's value."""
     tiny: dict[str, Any] = field(default_factory=dict)
     """Size overrides of :class:`medlib.models.TinyQwenSpec` when ``name_or_path`` is ``"tiny"``."""
+    image_backend: str = "auto"
+    """Image processor backend: auto (the checkpoint's; torchvision in transformers 5) or pil. On a
+    CPU the PIL backend of ``Qwen2VLImageProcessor`` is ~50x faster for small images (measured: 16
+    images of 112 x 112 in 0.02 s vs 1.1 s) and gives the same pixels when no resize is needed."""
 
 
 @dataclass
@@ -120,6 +125,10 @@ class VisionStage:
     learning_rate: float = 1e-3
     batch_size: int = 16
     """Images per step."""
+    subcells: int = 2
+    """Targets per token and class: the covered fraction of each of ``subcells`` x ``subcells``
+    squares of the token (1: the token as a whole; 2: its four patches), so that the token's
+    embedding also says where inside the token the finding lies."""
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
     logging_steps: int = 10
@@ -357,6 +366,7 @@ def _check_vision(cfg: RunConfig) -> None:
     _check(v.steps >= 1, "vision.steps", f"must be >= 1, got {v.steps}")
     _check(v.learning_rate > 0, "vision.learning_rate", f"must be > 0, got {v.learning_rate}")
     _check(v.batch_size >= 1, "vision.batch_size", f"must be >= 1, got {v.batch_size}")
+    _check(v.subcells in (1, 2, 4, 7), "vision.subcells", f"must divide the 28-pixel token: 1, 2, 4 or 7, got {v.subcells}")
     _check(v.weight_decay >= 0, "vision.weight_decay", f"must be >= 0, got {v.weight_decay}")
     _check(v.max_grad_norm > 0, "vision.max_grad_norm", f"must be > 0, got {v.max_grad_norm}")
     _check(v.logging_steps >= 1, "vision.logging_steps", f"must be >= 1, got {v.logging_steps}")
@@ -388,6 +398,8 @@ def validate(cfg: RunConfig) -> RunConfig:
     for k in ("min_pixels", "max_pixels"):
         v = getattr(m, k)
         _check(v is None or v >= 28 * 28, f"model.{k}", f"must be >= 784 or null, got {v}")
+    _check(m.image_backend in IMAGE_BACKENDS, "model.image_backend",
+           f"must be one of {IMAGE_BACKENDS}, got {m.image_backend!r}")
     if m.min_pixels and m.max_pixels:
         _check(m.min_pixels <= m.max_pixels, "model.min_pixels", "must be <= model.max_pixels")
     if m.tiny:

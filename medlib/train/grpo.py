@@ -23,6 +23,7 @@ from .common import (
     resolve_init_model,
     resumable,
     save_final,
+    stage_processor,
     train_or_resume,
     trainer_kwargs,
     write_run_files,
@@ -101,7 +102,6 @@ def run_grpo(
     """
     from trl import GRPOTrainer
 
-    from ..models.load import load_processor
     from .datasets import build_rows, load_records, to_dataset
 
     cfg = as_config(cfg, overrides)
@@ -113,7 +113,7 @@ def run_grpo(
     with main_process_first():
         records = load_records(cfg, cfg.data.train_split) if train_dataset is None else []
     model_path = resolve_init_model(cfg, cfg.grpo, STAGE, records)
-    processor = load_processor(model_path, cfg.model.min_pixels, cfg.model.max_pixels)
+    processor = stage_processor(cfg, model_path)
     if train_dataset is None:
         train_dataset = to_dataset(build_rows(cfg, records, processor, with_completion=False))
     if reward_funcs is None:
