@@ -6,10 +6,10 @@ many more steps as GRPO runs (``sft_more``, the equal-steps control of MedGround
 bootstrap 95% intervals). The same runs serve notebook 10 at the same profile and seed (they are
 cached by config).
 
-    python -m medlib.learning_study --config configs/medground/smoke.yaml --seeds 0 1 2
+    python -m medlib.learning_study --config configs/medground/learning.yaml --seeds 0 1 2
 
-writes ``results/learning_study.json`` (per-seed numbers, means, differences, wall seconds per
-stage, the command, git commit and versions) and ``results/learning_study.csv``.
+writes ``results/learning_study_<config stem>.json`` (per-seed numbers, means, differences, wall seconds per
+stage, the command, git commit and versions) and ``results/learning_study_<config stem>.csv``.
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE")
     ap.add_argument("--limit", type=int, default=None, help="evaluate on the first N test records")
-    ap.add_argument("--out", default=None, help="results stem (default results/learning_study)")
+    ap.add_argument("--out", default=None, help="results stem (default results/learning_study_<config stem>)")
     args = ap.parse_args(argv)
 
     import torch
@@ -88,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     t0 = time.perf_counter()
     df = run_study(args.config, args.seeds, args.set, args.limit, group=f"medground_{Path(args.config).stem}")
-    out = Path(args.out) if args.out else results_dir() / "learning_study"
+    out = Path(args.out) if args.out else results_dir() / f"learning_study_{Path(args.config).stem}"
     df.to_csv(out.with_suffix(".csv"), index=False)
     summary = {
         "command": "python -m medlib.learning_study " + " ".join(sys.argv[1:] if argv is None else argv),
