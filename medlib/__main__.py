@@ -2,6 +2,7 @@
 
   reproduce --profile smoke|full [--only 01 02] [--force]   execute the notebook batch
   benchmark --root DIR --profile smoke [--seed 0]            write the embedded benchmark
+  check-results [--profile smoke] [--dir results]           results files present, every value in range
   strip-notebooks [DIR]                                      remove notebook outputs
   data fetch NAME --root DATA_ROOT [--hub-id ID]             download a real dataset (or print the steps)
   data check --root DATA_ROOT                                read every real dataset present, count records
@@ -25,6 +26,9 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--root", required=True, type=Path)
     b.add_argument("--profile", default="smoke")
     b.add_argument("--seed", type=int, default=0)
+    cr = sub.add_parser("check-results", help="check that results files exist and their values are in range")
+    cr.add_argument("--profile", default=None, help="also require every file the batch writes at this profile")
+    cr.add_argument("--dir", default=None, type=Path, help="results folder (default results/)")
     s = sub.add_parser("strip-notebooks", help="remove outputs from notebooks")
     s.add_argument("dir", nargs="?", default="notebooks", type=Path)
     d = sub.add_parser("data", help="real datasets: fetch into DATA_ROOT, check with the adapters")
@@ -41,11 +45,13 @@ def main(argv: list[str] | None = None) -> int:
         from .reproduce import NotebookFailed, run_batch
 
         try:
-            run_batch(args.profile, only=args.only, force=args.force)
+            runs = run_batch(args.profile, only=args.only, force=args.force)
         except NotebookFailed as e:
             print(f"\nFAILED: {e}", file=sys.stderr)
             return 1
-        return 0
+        return _report_results(args.profile, [r.name for r in runs])
+    if args.cmd == "check-results":
+        return _report_results(args.profile, None, args.dir)
     if args.cmd == "benchmark":
         from .benchmark import build_benchmark
 
@@ -75,6 +81,19 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{r['dataset']:<12} {r['split']:<6} {what}")
         return 1 if any(r["error"] not in ("", "absent") for r in rows) else 0
     return 2
+
+
+def _report_results(profile: str | None, notebooks: list[str] | None, folder: Path | None = None) -> int:
+    """Print the problems :func:`medlib.results_check.check_results` finds; 1 when there are any."""
+    from .paths import results_dir
+    from .results_check import check_results
+
+    folder = folder or results_dir()
+    problems = check_results(folder, profile, notebooks)
+    for p in problems:
+        print(f"results problem: {p}", file=sys.stderr)
+    print(f"results check of {folder}: {'ok' if not problems else f'{len(problems)} problem(s)'}")
+    return 1 if problems else 0
 
 
 if __name__ == "__main__":
