@@ -72,6 +72,21 @@ def summarise(df: pd.DataFrame) -> dict[str, Any]:
     return out
 
 
+def load_study(stem: str = "learning") -> dict[str, pd.DataFrame] | None:
+    """``results/learning_study_<stem>.json`` as tables (per seed, means, paired differences), or
+    None when the study has not been run."""
+    path = results_dir() / f"learning_study_{stem}.json"
+    if not path.is_file():
+        return None
+    d = json.loads(path.read_text())
+    cols = ["seed", "variant", "steps", "train_seconds", "mIoU", "mIoU_lo", "mIoU_hi", "Acc", "Acc_lo", "Acc_hi"]
+    per_seed = pd.DataFrame(d["per_seed"])
+    per_seed = per_seed[[c for c in cols if c in per_seed.columns]]
+    means = pd.DataFrame(d["summary"]["arms"]).T
+    diffs = pd.DataFrame(d["summary"]["differences"]).T
+    return {"per_seed": per_seed, "means": means, "differences": diffs, "command": d.get("command")}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m medlib.learning_study", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)

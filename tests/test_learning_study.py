@@ -23,3 +23,20 @@ def test_control_runs_as_many_steps_as_grpo():
     sft_more, grpo = study_variants(40)
     assert sft_more.stage == "sft" and sft_more.overrides == {"sft": {"max_steps": 40}}
     assert grpo.stage == "grpo" and grpo.overrides == {"grpo": {"num_generations": 4}}
+
+
+def test_load_study_reads_the_written_summary(tmp_path, monkeypatch):
+    import json
+
+    from medlib.learning_study import load_study
+
+    monkeypatch.setenv("MEDLIB_RESULTS_DIR", str(tmp_path))
+    assert load_study("nothing") is None
+    rows = [{"seed": 0, "variant": a, "steps": 0, "train_seconds": 1.0, "mIoU": m, "Acc": m} for a, m in
+            (("sft_start", 30.0), ("sft_more", 31.0), ("grpo", 33.0))]
+    summary = summarise(pd.DataFrame(rows))
+    (tmp_path / "learning_study_x.json").write_text(json.dumps({"per_seed": rows, "summary": summary}))
+    s = load_study("x")
+    assert s["means"].loc["grpo", "mIoU"] == 33.0
+    assert s["differences"].loc["grpo - sft_more (mIoU)", "mean"] == 2.0  # 33 - 31
+    assert list(s["per_seed"]["variant"]) == ["sft_start", "sft_more", "grpo"]
