@@ -108,6 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     summary = {
         "command": "python -m medlib.learning_study " + " ".join(sys.argv[1:] if argv is None else argv),
         "config": args.config, "overrides": args.set, "seeds": args.seeds,
+        "resolved_config": load_config(repo_path(args.config), list(args.set)).to_dict(),
         "summary": summarise(df),
         "per_seed": df.round(3).to_dict("records"),
         "wall_seconds_total": round(time.perf_counter() - t0, 1),

@@ -25,6 +25,7 @@ minutes on one CPU thread for the smoke profile) and keeps one scorer per spec p
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -236,9 +237,13 @@ class ClipScorer:
         if weights is None:
             raise ScorerLoadError(f"{d}: no weight file (looked for {', '.join(WEIGHT_FILES)})")
         try:
-            model = open_clip.create_model(
-                f"local-dir:{d}", load_weights=False, pretrained_text=False, device="cpu"
-            )
+            logging.disable(logging.WARNING)  # open_clip warns "initialized randomly": the weights load next
+            try:
+                model = open_clip.create_model(
+                    f"local-dir:{d}", load_weights=False, pretrained_text=False, device="cpu"
+                )
+            finally:
+                logging.disable(logging.NOTSET)
             open_clip.load_checkpoint(model, str(weights), strict=True, weights_only=True)
         except Exception as e:  # noqa: BLE001 - config / state-dict mismatch, unpickling refused
             raise ScorerLoadError(f"{weights}: cannot build the model of {cfg_path} from it ({e})") from e
