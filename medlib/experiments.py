@@ -53,10 +53,16 @@ def _nested(over: dict[str, Any] | list[str]) -> dict[str, Any]:
     return parse_overrides(list(over)) if isinstance(over, list) else copy.deepcopy(over)
 
 
+#: config mappings that an override replaces whole instead of merging key by key: a reward set
+#: ``{name: weight}`` is the set of rewards a run optimises, so removing one must remove it
+REPLACED = ("rewards",)
+
+
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     out = copy.deepcopy(base)
     for k, v in over.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        merge = isinstance(v, dict) and isinstance(out.get(k), dict) and k not in REPLACED
+        out[k] = _merge(out[k], v) if merge else copy.deepcopy(v)
     return out
 
 

@@ -671,7 +671,15 @@ def ensure_embedded_clip(profile: str = "smoke", seed: int = 0, *, root: str | P
     wanted = json.loads(json.dumps(recipe.describe(profile, seed)))  # tuples as JSON lists
     if info.get("embedded") == wanted and (d / WEIGHTS_NAME).is_file():
         return d
-    train_embedded_clip(profile, seed, out_dir=d, bench_root=bench_root, progress=progress)
+    # trained on first use, often inside a GRPO reward call: keep the caller's random streams as
+    # they were, so that a run gives the same completions whether or not the model was cached
+    import random
+
+    py_state, np_state = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=[]):
+        train_embedded_clip(profile, seed, out_dir=d, bench_root=bench_root, progress=progress)
+    random.setstate(py_state)
+    np.random.set_state(np_state)
     return d
 
 

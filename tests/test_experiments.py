@@ -44,6 +44,21 @@ def test_variant_config_enables_one_stage_from_the_start_model(tmp_path):
         Variant("G=4")
 
 
+def test_a_reward_ablation_removes_the_reward(tmp_path):
+    """A reward-set override replaces the set (a merge would keep the removed reward: the bug
+    that made every "w/o" arm train with all three rewards)."""
+    d = base(tmp_path).to_dict()
+    d["grpo"]["rewards"] = {"format": 1.0, "spatial": 1.0, "semantic": 1.0}
+    full = config_from_dict(d)
+    cfg = variant_config(full, Variant("no_format", overrides={"grpo": {"rewards": {"spatial": 1.0, "semantic": 1.0}}}),
+                         tmp_path / "m", "abl", seed=0)
+    assert cfg.grpo.rewards == {"spatial": 1.0, "semantic": 1.0}
+    assert cfg.grpo.reward_options == {"semantic_scorer": "mean-intensity"}  # other mappings still merge
+    opts = variant_config(full, Variant("o", overrides={"grpo": {"reward_options": {"spatial_threshold": 0.5}}}),
+                          tmp_path / "m", "abl", seed=0)
+    assert opts.grpo.reward_options == {"semantic_scorer": "mean-intensity", "spatial_threshold": 0.5}
+
+
 def test_ablation_trains_evaluates_and_reuses(tmp_path, monkeypatch):
     monkeypatch.setenv("MEDLIB_RESULTS_DIR", str(tmp_path / "results"))
     cfg = base(tmp_path)

@@ -381,3 +381,23 @@ def test_medground_semantic_reward_prefers_the_gt_box_with_a_trained_clip(embedd
     gt_r, rand_r = r[:, 0], r[:, 1:]
     assert gt_r.mean() > rand_r.mean() + 0.1
     assert np.mean(gt_r > rand_r.mean(1)) >= 0.7
+
+
+def test_training_on_first_use_leaves_the_callers_random_streams_alone(monkeypatch, tmp_path):
+    """The embedded CLIP is often trained inside a GRPO reward call: the run's sampling must not
+    depend on whether the model was cached."""
+    import random
+
+    import torch
+
+    def fake_train(*a, **k):  # consumes every global stream, as real training does
+        torch.rand(5), np.random.rand(5), random.random()
+
+    monkeypatch.setattr(semantic_train, "train_embedded_clip", fake_train)
+    monkeypatch.setattr(semantic_train, "embedded_model_dir", lambda profile, seed, root=None: tmp_path / "none")
+    torch.manual_seed(7), np.random.seed(7), random.seed(7)
+    ensure_embedded_clip("tiny", 0)
+    after = (torch.rand(3), np.random.rand(3), random.random())
+    torch.manual_seed(7), np.random.seed(7), random.seed(7)
+    expected = (torch.rand(3), np.random.rand(3), random.random())
+    assert torch.equal(after[0], expected[0]) and np.array_equal(after[1], expected[1]) and after[2] == expected[2]
