@@ -4,8 +4,6 @@ returns a matplotlib figure, or None when those files do not exist yet."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
@@ -108,7 +106,28 @@ def plot_ours_vs_reported(side: pd.DataFrame, title: str):
     return fig
 
 
-def learning_proof() -> pd.DataFrame | None:
-    """``results/learning_proof.csv`` (the learning study's per-seed numbers), if present."""
-    p = Path(results_dir()) / "learning_proof.csv"
-    return pd.read_csv(p) if p.is_file() else None
+def learning_proof(stem: str = "learning") -> pd.DataFrame | None:
+    """The learning study's per-seed rows (``results/learning_study_<stem>.json``), if present."""
+    from .learning_study import load_study
+
+    study = load_study(stem)
+    return None if study is None else study["per_seed"]
+
+
+def plot_learning_study(per_seed: pd.DataFrame, title: str = "Learning study: SFT start vs SFT continued vs GRPO"):
+    """mIoU and Acc@0.5 per arm: the mean over seeds (bar) and each seed (dots)."""
+    import matplotlib.pyplot as plt
+
+    arms = [a for a in ("sft_start", "sft_more", "grpo") if a in set(per_seed["variant"])]
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.2))
+    for ax, metric in zip(axes, ("mIoU", "Acc")):
+        for i, arm in enumerate(arms):
+            vals = per_seed.loc[per_seed["variant"] == arm, metric].to_numpy(float)
+            ax.bar(i, vals.mean(), color=("0.7", "0.5", "tab:blue")[i % 3], width=0.6)
+            ax.scatter(np.full(len(vals), i), vals, color="k", s=12, zorder=3)
+        ax.set_xticks(range(len(arms)), arms)
+        ax.set_ylabel(f"{metric} (%)")
+    n = per_seed["seed"].nunique()
+    fig.suptitle(f"{title} ({n} seed{'s' if n != 1 else ''}; bars: mean, dots: seeds)", fontsize=9)
+    fig.tight_layout()
+    return fig

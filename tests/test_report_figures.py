@@ -41,3 +41,24 @@ def test_figures_from_logs_ablations_and_ours(results):
     fig = rf.plot_ours_vs_reported(side_by_side("medground-r1", "2"), "t")
     heights = sorted(round(p.get_height(), 2) for p in fig.axes[0].patches)
     assert heights == [32.0, 79.02]  # ours beside the paper's G=4 mIoU (MedGround-R1 Table 2)
+
+
+def test_learning_study_figure_from_the_results_file(tmp_path, monkeypatch):
+    import json
+
+    import pandas as pd
+
+    from medlib import report_figures as rf
+    from medlib.learning_study import summarise
+
+    monkeypatch.setenv("MEDLIB_RESULTS_DIR", str(tmp_path))
+    assert rf.learning_proof() is None
+    rows = [{"seed": s, "variant": a, "mIoU": m + s, "Acc": m} for s in (0, 1)
+            for a, m in (("sft_start", 30.0), ("sft_more", 31.0), ("grpo", 33.0))]
+    (tmp_path / "learning_study_learning.json").write_text(
+        json.dumps({"per_seed": rows, "summary": summarise(pd.DataFrame(rows))}))
+    df = rf.learning_proof()
+    assert len(df) == 6 and set(df["variant"]) == {"sft_start", "sft_more", "grpo"}
+    fig = rf.plot_learning_study(df)
+    bars = [p.get_height() for p in fig.axes[0].patches]
+    assert bars == [30.5, 31.5, 33.5]  # mean mIoU over seeds 0 and 1 (m + 0, m + 1)

@@ -21,7 +21,7 @@ DATA_ROOT = ""
 import matplotlib.pyplot as plt
 from IPython.display import display
 
-from medlib.report_figures import (ablation_tables, learning_proof, plot_ablation, plot_ours_vs_reported,
+from medlib.report_figures import (ablation_tables, learning_proof, plot_ablation, plot_learning_study, plot_ours_vs_reported,
                                    plot_training_curves, training_groups)
 from medlib.reported import TABLES
 from medlib.tables import load_ours, side_by_side
@@ -55,6 +55,8 @@ for paper, tables in TABLES.items():
 lp = learning_proof()
 if lp is not None:
     display(lp)
+    made += save_figure(plot_learning_study(lp), "91_learning_study")
+    plt.show()
 print(f"{len(made)} files written")
 """),
 ]
