@@ -18,8 +18,8 @@ A box that is not usable (NaN, empty after clipping to the image) scores 0.0 and
 
 ``load_scorer(spec)`` resolves ``"hub:<id>"``, ``"small:<dir>"``, a directory path,
 ``"default"`` (BiomedCLIP from the hub) or ``"embedded[:<profile>[:<seed>]]"`` (the small CLIP
-cached in ``build/semantic/<profile>_seed<seed>/``, trained there first if missing: about 3-5
-minutes on one CPU thread for the smoke profile) and keeps one scorer per spec per process.
+cached in ``build/semantic/<profile>_seed<seed>/``, trained there first if missing: one to two
+minutes on 2 CPU threads for the smoke profile) and keeps one scorer per spec per process.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ open_clip's BPE ``SimpleTokenizer``, whose vocabulary ships inside the open_clip
   occur several times in a batch count every crop of theirs as positive.
 
 Embedded model (no hub, no download): ``ensure_embedded_clip(profile, seed)`` trains the small
-CLIP of the profile's :data:`EMBEDDED_RECIPES` entry (a fixed step count on one thread, not a
+CLIP of the profile's :data:`EMBEDDED_RECIPES` entry (a fixed step count on a fixed thread count, not a
 time budget, so a seed gives the same model again) on the train split of the embedded chest benchmark
 ``build/data/<profile>_seed<seed>/chest`` (generated if missing) and caches it in
 ``build/semantic/<profile>_seed<seed>/``; ``medlib.semantic.load_scorer("embedded")`` (smoke,
@@ -556,10 +556,12 @@ def chest_triplets(bench_root: str | Path, split: str, part: str = "ms_cxr") -> 
 @dataclass(frozen=True)
 class EmbeddedRecipe:
     """How the embedded small CLIP of one benchmark profile is trained: a fixed step count (not
-    a time budget) on one thread, so a seed gives the same model again."""
+    a time budget) on a fixed number of CPU threads (a thread count splits float sums its own
+    way), so a seed gives the same model again."""
 
     config: SmallClipConfig
     steps: int
+    threads: int = 2  # 2 trains the smoke model in about half the time of 1 on a 2-core machine
     batch_size: int = 128
     lr: float = 1e-3
     pos_views: int = 4
@@ -568,8 +570,8 @@ class EmbeddedRecipe:
     parts: tuple[str, ...] = ("ms_cxr", "chestxray8")
 
     def train_kwargs(self) -> dict[str, Any]:
-        return {"config": self.config, "steps": self.steps, "batch_size": self.batch_size, "lr": self.lr,
-                "pos_views": self.pos_views, "neg_views": self.neg_views, "half_res_prob": self.half_res_prob}
+        return {"config": self.config, "steps": self.steps, "threads": self.threads, "batch_size": self.batch_size,
+                "lr": self.lr, "pos_views": self.pos_views, "neg_views": self.neg_views, "half_res_prob": self.half_res_prob}
 
     def describe(self, profile: str, seed: int) -> dict[str, Any]:
         """What identifies a cached model (stored in its ``medlib_semantic.json``)."""
@@ -579,7 +581,7 @@ class EmbeddedRecipe:
 
 
 #: one recipe per benchmark profile (:data:`medlib.benchmark.PROFILES`); "smoke" is the CPU
-#: default (about 3-5 min on one shared core of this machine, see results/semantic_clip.json)
+#: default (one to two minutes on 2 CPU threads, see results/semantic_clip.json)
 EMBEDDED_RECIPES: dict[str, EmbeddedRecipe] = {
     "tiny": EmbeddedRecipe(SmallClipConfig(image_size=32, patch_size=8, vision_width=64, vision_layers=2,
                                            text_width=64, text_layers=2, head_width=32, embed_dim=64,
@@ -660,8 +662,8 @@ def train_embedded_clip(profile: str = "smoke", seed: int = 0, *, out_dir: str |
 def ensure_embedded_clip(profile: str = "smoke", seed: int = 0, *, root: str | Path | None = None,
                          bench_root: str | Path | None = None, progress: bool = True) -> Path:
     """The folder of the embedded small CLIP of ``profile`` and ``seed``, trained there first
-    when it is missing or was made by another recipe (smoke: 180 steps, about 3-5 minutes on
-    one CPU thread; tiny: seconds). What ``load_scorer("embedded[:<profile>[:<seed>]]")`` loads."""
+    when it is missing or was made by another recipe (smoke: 180 steps, one to two minutes on
+    2 CPU threads; tiny: seconds). What ``load_scorer("embedded[:<profile>[:<seed>]]")`` loads."""
     recipe = recipe_for(profile)
     d = embedded_model_dir(profile, seed, root)
     try:

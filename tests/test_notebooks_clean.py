@@ -38,3 +38,17 @@ def test_logic_lives_in_medlib(path):
         assert not re.search(r"^\s*class\s", src, re.M), f"{path.name}: class defined in a notebook"
         if re.search(r"^\s*def\s", src, re.M):
             assert len(src.strip().splitlines()) <= 8, f"{path.name}: function longer than a tiny plot helper"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_papermill_reads_every_parameter(path):
+    """papermill's parameter inference (``papermill --help-notebook``, and its log at every run)
+    skips a line with a second "=", e.g. one in the help comment: keep help comments free of it."""
+    from papermill.translators import PythonTranslator
+
+    nb = json.loads(path.read_text())
+    cell = next(c for c in nb["cells"] if c["cell_type"] == "code")
+    src = "".join(cell["source"])
+    assigned = [ln.split("=")[0].strip() for ln in src.splitlines() if "=" in ln and not ln.lstrip().startswith("#")]
+    found = [p.name for p in PythonTranslator.inspect({"source": src})]
+    assert found == assigned, f"{path.name}: papermill reads {found}, the cell assigns {assigned}"

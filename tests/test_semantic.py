@@ -321,6 +321,7 @@ def test_embedded_spec_trains_once_then_loads_the_cache(embedded_tiny, monkeypat
     steps = EMBEDDED_RECIPES["tiny"].steps
     assert sc.info["embedded"]["profile"] == "tiny" and sc.info["embedded"]["steps"] == steps
     assert sc.info["training"]["steps"] == steps and sc.info["training"]["train_seconds"] > 0
+    assert sc.info["training"]["threads"] == EMBEDDED_RECIPES["tiny"].threads == 2  # the recipe's, not the caller's 1
     assert not [p.name for p in d.parent.iterdir() if p.name.startswith(".")]  # no temporary folders left
     assert load_scorer("embedded:tiny") is sc
 
