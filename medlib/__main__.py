@@ -3,6 +3,7 @@
   reproduce --profile smoke|full [--only 01 02] [--force]   execute the notebook batch
   benchmark --root DIR --profile smoke [--seed 0]            write the embedded benchmark
   check-results [--profile smoke] [--dir results]           results files present, every value in range
+  compare-results A B [--abs-tol 0]                          same metrics in two results folders (determinism)
   strip-notebooks [DIR]                                      remove notebook outputs
   data fetch NAME --root DATA_ROOT [--hub-id ID]             download a real dataset (or print the steps)
   data check --root DATA_ROOT                                read every real dataset present, count records
@@ -29,6 +30,10 @@ def main(argv: list[str] | None = None) -> int:
     cr = sub.add_parser("check-results", help="check that results files exist and their values are in range")
     cr.add_argument("--profile", default=None, help="also require every file the batch writes at this profile")
     cr.add_argument("--dir", default=None, type=Path, help="results folder (default results/)")
+    cmp = sub.add_parser("compare-results", help="compare the metrics of two results folders (two runs, same seed)")
+    cmp.add_argument("a", type=Path)
+    cmp.add_argument("b", type=Path)
+    cmp.add_argument("--abs-tol", type=float, default=0.0, help="largest difference accepted (default 0: identical)")
     s = sub.add_parser("strip-notebooks", help="remove outputs from notebooks")
     s.add_argument("dir", nargs="?", default="notebooks", type=Path)
     d = sub.add_parser("data", help="real datasets: fetch into DATA_ROOT, check with the adapters")
@@ -52,6 +57,15 @@ def main(argv: list[str] | None = None) -> int:
         return _report_results(args.profile, [r.name for r in runs])
     if args.cmd == "check-results":
         return _report_results(args.profile, None, args.dir)
+    if args.cmd == "compare-results":
+        from .results_compare import compare_results
+
+        out = compare_results(args.a, args.b, abs_tol=args.abs_tol)
+        for d in out["differences"]:
+            print(d)
+        verdict = "identical" if not out["differences"] else f"{len(out['differences'])} difference(s)"
+        print(f"compared {out['numbers']} numbers in {out['files']} files: {verdict}")
+        return 1 if out["differences"] else 0
     if args.cmd == "benchmark":
         from .benchmark import build_benchmark
 
