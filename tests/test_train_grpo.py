@@ -121,7 +121,8 @@ def test_cli_runs_the_smoke_config(tmp_path):
     over = [f"output_dir={tmp_path / 'runs'}", f"data.root={tmp_path / 'chest'}", "data.sizes={train: 6}",
             "data.image_size=64", "model.max_pixels=4096", f"model.tiny={TINY}".replace("'", ""),
             "sft.max_steps=2", "sft.batch_size=2", "grpo.max_steps=1", "grpo.batch_size=1",
-            "grpo.max_completion_length=8", "progress=false", "vision.steps=2",
+            "grpo.max_completion_length=8", "progress=false", "vision.enabled=true", "vision.steps=2",
+            "sft.init_from=vision",
             # the smoke config's "embedded" CLIP trains for minutes on first use (tests/test_semantic.py covers it)
             "grpo.reward_options.semantic_scorer=mean-intensity"]
     out = subprocess.run([sys.executable, "-m", "medlib.train", "all", "--config",
