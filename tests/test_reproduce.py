@@ -60,3 +60,14 @@ def test_strip_notebook(tmp_path):
     assert clean["cells"][1]["outputs"] == [] and clean["cells"][1]["execution_count"] is None
     assert "papermill" not in clean["metadata"]
     assert strip_notebook(p) is False
+
+
+def test_makefile_exports_the_malloc_settings_of_the_batch():
+    """`make test` / `make reproduce` and `python -m medlib reproduce` give the kernels the same
+    glibc settings (MALLOC_ENV), so timings measured either way agree."""
+    import re
+
+    from medlib.reproduce import MALLOC_ENV, REPO
+
+    exported = dict(re.findall(r"^export (MALLOC_\w+) \?= (\d+)$", (REPO / "Makefile").read_text(), re.M))
+    assert exported == MALLOC_ENV
