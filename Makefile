@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 PROFILE ?= smoke
 PYTEST_ARGS ?=
 # glibc malloc: keep PyTorch's per-step CPU buffers in the heap instead of returning them to the OS
-# at every step (about 30% faster training on a CPU, same numbers; see MALLOC_ENV in medlib/reproduce.py)
+# at every step (training about 1.25x faster on a CPU, same numbers; see MALLOC_ENV in medlib/reproduce.py)
 export MALLOC_MMAP_THRESHOLD_ ?= 33554432
 export MALLOC_TRIM_THRESHOLD_ ?= 4294967296
 export MALLOC_TOP_PAD_ ?= 1073741824

@@ -26,8 +26,9 @@ REPO = Path(__file__).resolve().parents[1]
 #: glibc malloc settings for the notebook kernels, which inherit them from this process. PyTorch
 #: on a CPU allocates and frees buffers of several MB at every step; by default glibc gives blocks
 #: above a (dynamic) threshold back to the OS and the next step faults them in again. Keeping them
-#: in the heap cut 30 SFT steps of the smoke model from 33 s to 23 s on 2 cores with identical
-#: weights (``python benchmarks/bench_malloc.py``, ``results/benchmarks/malloc.json``). Ignored by
+#: in the heap made a 30-step SFT run of the smoke model 1.26x faster on 2 cores (best of 3 fresh
+#: processes, 36.9 s vs 29.4 s; minor page faults 6x fewer) with identical weights
+#: (``python benchmarks/bench_malloc.py --repeats 3``, ``results/benchmarks/malloc.json``). Ignored by
 #: other C libraries; a variable already set in the environment wins. The Makefile exports the same.
 MALLOC_ENV = {
     "MALLOC_MMAP_THRESHOLD_": str(32 * 2**20),  # glibc's largest allowed value
