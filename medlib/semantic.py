@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from .geometry import clip_box, order_corners
+from .random_state import preserved_random_state
 
 DEFAULT_HUB_MODEL = "hf-hub:microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224"
 CONFIG_NAME = "open_clip_config.json"
@@ -440,7 +441,10 @@ def load_scorer(spec: str, device: str | None = None) -> ClipScorer:
         raise ScorerLoadError(f"semantic scorer spec must be a non-empty string, got {spec!r}")
     key = (spec, device)
     if key not in _SCORERS:
-        _SCORERS[key] = _build(spec.strip(), device)
+        # often first called inside a GRPO reward: building the network must not move the
+        # caller's random streams, or the run's sampling would depend on what was loaded before
+        with preserved_random_state():
+            _SCORERS[key] = _build(spec.strip(), device)
     return _SCORERS[key]
 
 

@@ -49,6 +49,7 @@ import torch
 import torch.nn.functional as F
 
 from .geometry import box_iou_pairs
+from .random_state import preserved_random_state
 from .semantic import INFO_NAME, WEIGHTS_NAME, ClipScorer, as_rgb_uint8, pixel_boxes
 
 Triplet = tuple[np.ndarray, Sequence[float], str]  # (image, xyxy box in its pixels, phrase)
@@ -675,13 +676,8 @@ def ensure_embedded_clip(profile: str = "smoke", seed: int = 0, *, root: str | P
         return d
     # trained on first use, often inside a GRPO reward call: keep the caller's random streams as
     # they were, so that a run gives the same completions whether or not the model was cached
-    import random
-
-    py_state, np_state = random.getstate(), np.random.get_state()
-    with torch.random.fork_rng(devices=[]):
+    with preserved_random_state():
         train_embedded_clip(profile, seed, out_dir=d, bench_root=bench_root, progress=progress)
-    random.setstate(py_state)
-    np.random.set_state(np_state)
     return d
 
 

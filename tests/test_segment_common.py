@@ -316,3 +316,23 @@ def test_medvol_cross_slice_reward_with_litemedsam_by_spec():
     assert scores[2:] == [0.0, 0.0]
     # both rollouts share the embedding cache: each of the 5 slices is encoded at most once
     assert 1 <= seg.encoder_calls - calls <= 5
+
+
+def test_loading_a_shared_segmenter_leaves_the_callers_random_streams_alone():
+    """get_segmenter is first called inside MedVol-R1's cross-slice reward: building the network
+    (which initialises layers from torch's global stream before loading weights) must not change
+    what the GRPO run samples next. build_segmenter itself does draw, which is what makes this
+    test able to fail."""
+    import torch
+
+    from medlib.segment.factory import clear_segmenters
+
+    torch.manual_seed(3)
+    expected = torch.rand(4)
+    torch.manual_seed(3)
+    build_segmenter("litemedsam")
+    assert not torch.equal(torch.rand(4), expected)  # a plain build moves the stream
+    clear_segmenters()
+    torch.manual_seed(3)
+    get_segmenter("litemedsam")
+    assert torch.equal(torch.rand(4), expected)

@@ -402,3 +402,23 @@ def test_training_on_first_use_leaves_the_callers_random_streams_alone(monkeypat
     torch.manual_seed(7), np.random.seed(7), random.seed(7)
     expected = (torch.rand(3), np.random.rand(3), random.random())
     assert torch.equal(after[0], expected[0]) and np.array_equal(after[1], expected[1]) and after[2] == expected[2]
+
+
+def test_loading_a_scorer_leaves_the_callers_random_streams_alone(embedded_tiny):
+    """load_scorer is first called inside MedGround-R1's semantic reward: building the CLIP
+    (random layer init, then the saved weights) must not change what the GRPO run samples
+    next, or an arm's completions would depend on which arm of the process loaded it first."""
+    import random
+
+    sc, _ = embedded_tiny
+    torch.manual_seed(11), np.random.seed(11), random.seed(11)
+    expected = (torch.rand(3), np.random.rand(3), random.random())
+    torch.manual_seed(11)
+    ClipScorer.from_dir(sc.name)  # the bare build draws from torch's stream: the test can fail
+    assert not torch.equal(torch.rand(3), expected[0])
+    semantic.clear_cache()
+    torch.manual_seed(11), np.random.seed(11), random.seed(11)
+    again = load_scorer("embedded:tiny")
+    after = (torch.rand(3), np.random.rand(3), random.random())
+    assert again is not sc and again.name == sc.name
+    assert torch.equal(after[0], expected[0]) and np.array_equal(after[1], expected[1]) and after[2] == expected[2]

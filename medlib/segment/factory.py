@@ -78,7 +78,11 @@ def get_segmenter(spec: str | dict | None = "litemedsam"):
     key = spec_key(spec)
     with _LOCK:
         if key not in _SHARED:
-            _SHARED[key] = build_segmenter(spec)
+            # may be first called inside a reward: leave the caller's random streams untouched
+            from ..random_state import preserved_random_state
+
+            with preserved_random_state():
+                _SHARED[key] = build_segmenter(spec)
         return _SHARED[key]
 
 
