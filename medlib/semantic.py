@@ -357,13 +357,17 @@ class ClipScorer:
     @torch.inference_mode()
     def encode_texts(self, texts: Sequence[str]) -> torch.Tensor:
         """L2-normalised text embeddings (N, D); each distinct text is encoded once per scorer
-        (cache keyed by the text), all new ones in one batch."""
+        (cache keyed by the text), on its own: a batched forward rounds a row differently
+        depending on the batch around it (~1e-7), and what shares a batch depends on what the
+        cache already held, so a GRPO arm's rewards would depend on which arms the process
+        ran before."""
         texts = [str(t) for t in texts]
         new = list(dict.fromkeys(t for t in texts if t not in self._text_cache))
         if new:
             tokens = self.tokenizer(new).to(self.device)
-            emb = self.model.encode_text(tokens, normalize=True).float().cpu()
-            self._text_cache.update(zip(new, emb))
+            for text, row in zip(new, tokens):
+                emb = self.model.encode_text(row[None], normalize=True).float().cpu()
+                self._text_cache[text] = emb[0]
         if not texts:
             return torch.zeros(0, 0)
         return torch.stack([self._text_cache[t] for t in texts])

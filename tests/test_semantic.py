@@ -422,3 +422,23 @@ def test_loading_a_scorer_leaves_the_callers_random_streams_alone(embedded_tiny)
     after = (torch.rand(3), np.random.rand(3), random.random())
     assert again is not sc and again.name == sc.name
     assert torch.equal(after[0], expected[0]) and np.array_equal(after[1], expected[1]) and after[2] == expected[2]
+
+
+def test_a_texts_embedding_does_not_depend_on_what_was_encoded_before_or_beside_it(embedded_tiny):
+    """The text cache fills in whatever order the GRPO batches bring phrases; a batched forward
+    rounds each row differently with the batch around it, which made an arm's semantic rewards
+    (and from there its whole trajectory) depend on the arms run before it in the process."""
+    sc, _ = embedded_tiny
+    texts = [f"{side} {part} {finding}" for side in ("left", "right") for part in ("upper lobe", "base")
+             for finding in ("opacity", "effusion", "nodule")]
+    sc._text_cache.clear()
+    together = sc.encode_texts(texts).clone()
+    sc._text_cache.clear()
+    sc.encode_texts(texts[3:5])  # some already cached, the rest arrive in another order and batch
+    shuffled = sc.encode_texts(texts[::-1]).flip(0)
+    sc._text_cache.clear()
+    alone = torch.stack([sc.encode_texts([t])[0] for t in texts])
+    assert torch.equal(together, alone) and torch.equal(shuffled, alone)
+    # the property is not automatic: one batched forward of the same tokens rounds differently
+    batched = sc.model.encode_text(sc.tokenizer(texts), normalize=True).float()
+    assert torch.allclose(batched, alone, atol=1e-5) and not torch.equal(batched, alone)
