@@ -4,7 +4,7 @@ trained and evaluated the same way.
 A *variant* is a named set of config overrides for one stage (``grpo`` or ``sft``) that starts
 from a given model folder (the SFT cold start, MedVol-R1 Sec. 2.4; the SFT checkpoint of
 MedGround-R1 Table 4). :func:`run_ablation` trains each variant (or reuses a finished run with
-the same config: ``<output_dir>/<group>/<variant>_seed<s>/<stage>/done.json`` holds its hash), evaluates it
+the same :func:`stage_key`: ``<output_dir>/<group>/<variant>_seed<s>/<stage>/done.json`` holds it), evaluates it
 on a held-out split with :mod:`medlib.evaluate` (reused likewise), copies the training log to
 ``results/training/<group>/`` and returns one row per variant and seed. Nothing is lost when a
 notebook is interrupted: a rerun resumes each unfinished run from its last checkpoint.
@@ -81,8 +81,31 @@ def variant_config(base: RunConfig, variant: Variant, start_model: str | Path, g
     return config_from_dict(_merge(d, _nested(variant.overrides)))
 
 
+STAGES = ("vision", "sft", "grpo")
+
+
+def stage_key(cfg: RunConfig, stage: str) -> str:
+    """The hash that decides whether ``stage``'s finished run can be reused: the config without
+    the sections of stages that ``stage`` does not start from (a GRPO learning-rate sweep must
+    not retrain the SFT start it begins with), plus, when ``stage`` (or the stage it starts
+    from) begins from a model folder that :func:`train_variant` wrote, that run's own key (a
+    GRPO arm is retrained when its SFT start was)."""
+    d = cfg.to_dict()
+    chain = [stage]
+    while d[chain[-1]]["init_from"] in ("vision", "sft"):
+        chain.append(d[chain[-1]]["init_from"])
+    for other in STAGES:
+        if other not in chain:
+            d.pop(other)
+    init = d[chain[-1]]["init_from"]
+    if init != "base":
+        done = repo_path(init).parent / DONE
+        d["init_run"] = json.loads(done.read_text()).get("config_hash") if done.is_file() else None
+    return config_hash(d)
+
+
 def train_variant(cfg: RunConfig, stage: str) -> dict[str, Any]:
-    """Train ``stage`` of ``cfg`` unless a finished run with the same config exists; returns
+    """Train ``stage`` of ``cfg`` unless a finished run with the same :func:`stage_key` exists; returns
     ``{"model_dir", "steps", "train_seconds", "reused"}``. An interrupted run of the same config
     resumes from its last checkpoint; a run folder left by a *different* config is moved aside
     to ``<stage>.old-<hash>`` (never resumed, never deleted)."""
@@ -90,7 +113,7 @@ def train_variant(cfg: RunConfig, stage: str) -> dict[str, Any]:
 
     run_dir = cfg.run_dir(stage)
     done, started = run_dir / DONE, run_dir / STARTED
-    h = config_hash(cfg.to_dict())
+    h = stage_key(cfg, stage)
     if done.is_file():
         info = json.loads(done.read_text())
         if info.get("config_hash") == h and (Path(info["model_dir"]) / "config.json").is_file():

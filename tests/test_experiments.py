@@ -93,3 +93,36 @@ def test_a_changed_config_never_resumes_another_runs_checkpoints(tmp_path):
     res = train_variant(changed, "sft")
     assert res["steps"] == 1 and not res["reused"]
     assert any(p.name.startswith("sft.old-") for p in run_dir.parent.iterdir())  # moved aside, not lost
+
+
+def test_a_grpo_setting_does_not_retrain_the_sft_start_but_an_sft_setting_retrains_what_follows(tmp_path):
+    """A GRPO sweep (``--set grpo.learning_rate=...``) reuses the SFT start it begins from; a change
+    to the SFT recipe, or to the warm-up it starts from, gives the start and every arm from it a
+    new key (the stale-cache bug a key over too little would make)."""
+    import json
+
+    from medlib.experiments import stage_key, start_run
+
+    cfg = base(tmp_path)
+    first = start_run(cfg)
+    swept = config_from_dict({**cfg.to_dict(), "grpo": {**cfg.to_dict()["grpo"], "learning_rate": 3e-4}})
+    assert start_run(swept)["reused"]  # the old key covered the GRPO section: this retrained
+
+    def with_(c, **sections):
+        d = c.to_dict()
+        for section, kv in sections.items():
+            d[section] = {**d[section], **kv}
+        return config_from_dict(d)
+
+    warm = with_(cfg, vision={"enabled": True, "steps": 3}, sft={"init_from": "vision"})
+    assert stage_key(warm, "vision") == stage_key(with_(warm, sft={"learning_rate": 5e-4}), "vision")
+    assert stage_key(warm, "sft") != stage_key(with_(warm, vision={"steps": 4}), "sft")
+    assert stage_key(warm, "sft") != stage_key(with_(warm, sft={"learning_rate": 5e-4}), "sft")
+    # an arm starting from the SFT folder carries that run's key: retrained when the start was
+    arm = variant_config(cfg, Variant("G2"), first["model_dir"], "abl", seed=0)
+    before = stage_key(arm, "grpo")
+    done = tmp_path / "runs" / "base_seed0" / "sft" / "done.json"
+    info = json.loads(done.read_text())
+    done.write_text(json.dumps({**info, "config_hash": "another start"}))
+    assert stage_key(arm, "grpo") != before
+    assert stage_key(arm, "grpo") != stage_key(with_(arm, grpo={"learning_rate": 3e-4}), "grpo")
