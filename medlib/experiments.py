@@ -121,7 +121,7 @@ def train_variant(cfg: RunConfig, stage: str) -> dict[str, Any]:
     if started.is_file():
         prev = json.loads(started.read_text()).get("config_hash")
         if prev != h:
-            run_dir.rename(run_dir.with_name(f"{stage}.old-{str(prev)[:8]}"))
+            _move_aside(run_dir, f"{stage}.old-{str(prev)[:8]}")
     run_dir.mkdir(parents=True, exist_ok=True)
     started.write_text(json.dumps({"config_hash": h}))
     t0 = time.perf_counter()
@@ -130,6 +130,17 @@ def train_variant(cfg: RunConfig, stage: str) -> dict[str, Any]:
             "train_seconds": round(time.perf_counter() - t0, 1), "metrics_csv": str(res.metrics_csv)}
     done.write_text(json.dumps(info, indent=1))
     return info | {"reused": False}
+
+
+def _move_aside(run_dir: Path, name: str) -> Path:
+    """Rename ``run_dir`` to ``name`` beside it, or ``name-2``, ``name-3``... when a run of the same
+    key was moved aside before (switching back and forth between two configs)."""
+    target, n = run_dir.with_name(name), 1
+    while target.exists():
+        n += 1
+        target = run_dir.with_name(f"{name}-{n}")
+    run_dir.rename(target)
+    return target
 
 
 def start_run(cfg: RunConfig) -> dict[str, Any]:

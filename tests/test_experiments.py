@@ -93,6 +93,10 @@ def test_a_changed_config_never_resumes_another_runs_checkpoints(tmp_path):
     res = train_variant(changed, "sft")
     assert res["steps"] == 1 and not res["reused"]
     assert any(p.name.startswith("sft.old-") for p in run_dir.parent.iterdir())  # moved aside, not lost
+    # back and forth: the first config's run is moved aside a second time beside its first copy
+    assert not start_run(cfg)["reused"] and not train_variant(changed, "sft")["reused"]
+    old = sorted(p.name for p in run_dir.parent.iterdir() if p.name.startswith("sft.old-"))
+    assert len(old) == 3 and sum(name.endswith("-2") for name in old) == 1
 
 
 def test_a_grpo_setting_does_not_retrain_the_sft_start_but_an_sft_setting_retrains_what_follows(tmp_path):
