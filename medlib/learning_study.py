@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -36,6 +37,14 @@ def study_variants(grpo_steps: int) -> list[Variant]:
     """GRPO with the paper's G = 4 and reward set, and SFT continued for the same steps."""
     return [Variant("sft_more", stage="sft", overrides={"sft": {"max_steps": grpo_steps}}),
             Variant("G4", overrides={"grpo": {"num_generations": 4}})]
+
+
+def study_stem(config: str | Path, overrides: Sequence[str] = ()) -> str:
+    """``<config stem>`` plus, for a sweep (``--set``), the overrides made safe for a folder name
+    (``learning+grpo.learning_rate-3e-4``): a sweep gets its own GRPO runs, training logs and results
+    files instead of overwriting the study's own, and still reuses its SFT start."""
+    stem = Path(config).stem
+    return "+".join([stem, *(re.sub(r"[^A-Za-z0-9_.+-]", "-", o) for o in overrides)])
 
 
 def run_study(config: str | Path, seeds: Sequence[int], overrides: Sequence[str] = (), limit: int | None = None,
@@ -94,7 +103,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE")
     ap.add_argument("--limit", type=int, default=None, help="evaluate on the first N test records")
-    ap.add_argument("--out", default=None, help="results stem (default results/learning_study_<config stem>)")
+    ap.add_argument("--out", default=None,
+                    help="results stem (default results/learning_study_<config stem>[+<overrides>])")
     args = ap.parse_args(argv)
 
     import torch
@@ -102,8 +112,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .evaluate.provenance import git_commit, package_versions
 
     t0 = time.perf_counter()
-    df = run_study(args.config, args.seeds, args.set, args.limit, group=f"medground_{Path(args.config).stem}")
-    out = Path(args.out) if args.out else results_dir() / f"learning_study_{Path(args.config).stem}"
+    stem = study_stem(args.config, args.set)
+    df = run_study(args.config, args.seeds, args.set, args.limit, group=f"medground_{stem}")
+    out = Path(args.out) if args.out else results_dir() / f"learning_study_{stem}"
     df.to_csv(out.with_suffix(".csv"), index=False)
     summary = {
         "command": "python -m medlib.learning_study " + " ".join(sys.argv[1:] if argv is None else argv),

@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from medlib.learning_study import study_variants, summarise
+from medlib.learning_study import study_stem, study_variants, summarise
 
 
 def test_summary_means_and_differences():
@@ -40,3 +40,10 @@ def test_load_study_reads_the_written_summary(tmp_path, monkeypatch):
     assert s["means"].loc["grpo", "mIoU"] == 33.0
     assert s["differences"].loc["grpo - sft_more (mIoU)", "mean"] == 2.0  # 33 - 31
     assert list(s["per_seed"]["variant"]) == ["sft_start", "sft_more", "grpo"]
+
+
+def test_a_sweep_gets_its_own_stem_so_it_cannot_overwrite_the_studys_results():
+    assert study_stem("configs/medground/learning.yaml") == "learning"
+    swept = study_stem("configs/medground/learning.yaml", ["grpo.learning_rate=3e-4", "grpo.beta=0"])
+    assert swept == "learning+grpo.learning_rate-3e-4+grpo.beta-0"
+    assert swept != study_stem("configs/medground/learning.yaml", ["grpo.learning_rate=2e-5"])
