@@ -41,10 +41,11 @@ def study_variants(grpo_steps: int) -> list[Variant]:
 
 def study_stem(config: str | Path, overrides: Sequence[str] = ()) -> str:
     """``<config stem>`` plus, for a sweep (``--set``), the overrides made safe for a folder name
-    (``learning+grpo.learning_rate-3e-4``): a sweep gets its own GRPO runs, training logs and results
-    files instead of overwriting the study's own, and still reuses its SFT start."""
+    (``learning+grpo-learning_rate-3e-4``; no dots, which a path would read as a suffix): a sweep
+    gets its own GRPO runs, training logs and results files instead of overwriting the study's own,
+    and still reuses its SFT start."""
     stem = Path(config).stem
-    return "+".join([stem, *(re.sub(r"[^A-Za-z0-9_.+-]", "-", o) for o in overrides)])
+    return "+".join([stem, *(re.sub(r"[^A-Za-z0-9_+-]", "-", o) for o in overrides)])
 
 
 def run_study(config: str | Path, seeds: Sequence[int], overrides: Sequence[str] = (), limit: int | None = None,
@@ -115,7 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     stem = study_stem(args.config, args.set)
     df = run_study(args.config, args.seeds, args.set, args.limit, group=f"medground_{stem}")
     out = Path(args.out) if args.out else results_dir() / f"learning_study_{stem}"
-    df.to_csv(out.with_suffix(".csv"), index=False)
+    df.to_csv(out.with_name(out.name + ".csv"), index=False)
     summary = {
         "command": "python -m medlib.learning_study " + " ".join(sys.argv[1:] if argv is None else argv),
         "config": args.config, "overrides": args.set, "seeds": args.seeds,
@@ -130,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "note": "wall seconds were measured on a shared 2-core machine; runs reused from a cache report "
                 "the seconds of the run that produced them",
     }
-    out.with_suffix(".json").write_text(json.dumps(summary, indent=1, default=str))
+    out.with_name(out.name + ".json").write_text(json.dumps(summary, indent=1, default=str))
     print(json.dumps(summary["summary"], indent=1))
     return 0
 

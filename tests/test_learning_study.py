@@ -45,5 +45,6 @@ def test_load_study_reads_the_written_summary(tmp_path, monkeypatch):
 def test_a_sweep_gets_its_own_stem_so_it_cannot_overwrite_the_studys_results():
     assert study_stem("configs/medground/learning.yaml") == "learning"
     swept = study_stem("configs/medground/learning.yaml", ["grpo.learning_rate=3e-4", "grpo.beta=0"])
-    assert swept == "learning+grpo.learning_rate-3e-4+grpo.beta-0"
+    assert swept == "learning+grpo-learning_rate-3e-4+grpo-beta-0"
+    assert "." not in study_stem("learning.yaml", ["grpo.learning_rate=1.5e-4"])  # would read as a suffix
     assert swept != study_stem("configs/medground/learning.yaml", ["grpo.learning_rate=2e-5"])
