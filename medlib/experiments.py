@@ -207,22 +207,25 @@ def run_ablation(base: RunConfig, start_model: str | Path, variants: Sequence[Va
                  include_start: str | None = "start") -> pd.DataFrame:
     """Train and evaluate every variant for every seed; one row per (variant, seed) with the
     metrics (in %), steps and seconds. ``include_start`` names a row for ``start_model`` itself
-    (evaluated once per seed), e.g. the SFT-only checkpoint. Training logs are copied to
+    (evaluated once per seed), e.g. the SFT-only checkpoint. Evaluations go to
+    ``<output_dir>/<group>/_eval/<variant>_seed<s>[_<split>]/`` (the suffix for splits other than
+    test). Training logs are copied to
     ``results/training/<group>/<variant>_seed<s>.csv``."""
     logs = results_dir("training", *group.split("/"))
     eval_root = repo_path(base.output_dir) / group / "_eval"
+    suffix = "" if split == "test" else f"_{split}"  # a validation evaluation never replaces the test one
     rows = []
     for seed in seeds:
         if include_start:
             cfg = config_from_dict(_merge(base.to_dict(), {"seed": seed}))
-            s = evaluate_model(cfg, start_model, eval_root / f"{include_start}_seed{seed}", split=split,
+            s = evaluate_model(cfg, start_model, eval_root / f"{include_start}_seed{seed}{suffix}", split=split,
                                segmenter=segmenter, limit=limit, profile=profile)
             rows.append({"variant": include_start, "seed": seed, "stage": "start", "steps": 0,
                          "train_seconds": 0.0, **summary_row(s)})
         for v in variants:
             cfg = variant_config(base, v, start_model, group, seed)
             info = train_variant(cfg, v.stage)
-            s = evaluate_model(cfg, info["model_dir"], eval_root / f"{v.name}_seed{seed}", split=split,
+            s = evaluate_model(cfg, info["model_dir"], eval_root / f"{v.name}_seed{seed}{suffix}", split=split,
                                segmenter=segmenter, limit=limit, profile=profile)
             src = Path(info.get("metrics_csv") or cfg.run_dir(v.stage) / "metrics.csv")
             if src.is_file():

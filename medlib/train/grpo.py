@@ -29,6 +29,7 @@ from .common import (
     write_run_files,
 )
 from .config import ConfigError, RunConfig, check_device
+from .diagnostics import with_group_diagnostics
 
 STAGE = "grpo"
 
@@ -123,6 +124,7 @@ def run_grpo(
         weights = list(reward_weights) if reward_weights is not None else [1.0] * len(funcs)
         if len(weights) != len(funcs):
             raise ValueError(f"{len(funcs)} reward functions but {len(weights)} weights")
+    funcs = with_group_diagnostics(funcs, weights, cfg.grpo.num_generations)
     write_run_files(cfg, STAGE, run_dir, {"model": model_path, "train_samples": len(train_dataset),
                                           "rewards": [getattr(f, "__name__", str(f)) for f in funcs],
                                           "reward_weights": weights})
