@@ -176,3 +176,45 @@ def describe(df) -> str:
         lines.append(f"{r.claim} [{r.metric}]: {r.delta:+.2f} points, 95% interval [{r.ci_lo:+.2f}, {r.ci_hi:+.2f}] "
                      f"over seeds {r.seeds} and {r.n_test} test items{paper_d} -> {r.verdict}.")
     return "\n".join(lines)
+
+
+def effects_markdown(df) -> str:
+    """The pooled effects as a Markdown table (our delta with its interval beside the paper's)."""
+    head = "| paper | table | claim | metric | ours (delta, 95% CI) | paper's delta | seeds | n test | verdict |\n"
+    head += "|---|---|---|---|---|---|---|---|---|\n"
+    body = ""
+    for r in df.itertuples():
+        paper_d = "" if r.paper_delta != r.paper_delta or r.paper_delta is None else f"{r.paper_delta:+.2f}"
+        body += (f"| {r.paper} | {r.table} | {r.claim} | {r.metric} | {r.delta:+.2f} [{r.ci_lo:+.2f}, {r.ci_hi:+.2f}] "
+                 f"| {paper_d} | {r.seeds} | {r.n_test} | {r.verdict} |\n")
+    return head + body
+
+
+def plot_effects(df, path: str | Path | None = None):
+    """Effect-size figure: one row per pooled claim and metric, our delta with its 95% interval
+    (points, in percentage points) and the paper's delta (open diamond) where it printed one."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = [f"{r.paper} T{r.table}: {r.claim} [{r.metric}]" for r in df.itertuples()]
+    fig, ax = plt.subplots(figsize=(6.5, 0.45 * len(df) + 1.2))
+    y = list(range(len(df)))[::-1]
+    colors = {"shown": "tab:green", "not shown": "tab:gray", "reversed": "tab:red"}
+    for yi, r in zip(y, df.itertuples()):
+        c = colors.get(r.verdict, "k")
+        ax.plot([r.ci_lo, r.ci_hi], [yi, yi], color=c, lw=2)
+        ax.plot(r.delta, yi, "o", color=c, label=f"ours: {r.verdict}")
+        if r.paper_delta == r.paper_delta and r.paper_delta is not None:
+            ax.plot(r.paper_delta, yi, "D", mfc="none", color="k", label="paper's delta")
+    ax.axvline(0, color="k", lw=0.8, ls=":")
+    ax.set_yticks(y, labels, fontsize=8)
+    ax.set_xlabel("arm minus control (percentage points)")
+    handles, names = ax.get_legend_handles_labels()
+    uniq = dict(zip(names, handles))
+    fig.legend(uniq.values(), uniq.keys(), loc="lower center", ncol=len(uniq), fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    if path is not None:
+        fig.savefig(path, dpi=150, metadata={"Software": None} if str(path).endswith(".png") else {"CreationDate": None})
+    return fig
