@@ -48,13 +48,13 @@ from medlib.rewards.analysis import (
     worked_medreasoner,
     worked_medvol,
 )
-from medlib.rewards.registry import get_semantic_scorer
 from medlib.rewards.smoothing import smooth_exp_official, smooth_exp_paper, smooth_log_official
+from medlib.semantic import load_scorer
 from medlib.viz import draw_sample, save_figure
 
 pd.set_option("display.max_colwidth", 110)
 pd.set_option("display.width", 200)
-scorer = get_semantic_scorer(SEMANTIC)
+scorer = load_scorer(SEMANTIC, train_if_missing=True)  # 'embedded' trains the small CLIP once
 ex = landscape_example(PROFILE, SEED)
 print(ex.source)
 print("phrase:", repr(ex.phrase), "| GT box:", ex.gt_box.tolist(), "| key points:", ex.gt_points.tolist())
@@ -70,7 +70,7 @@ print("semantic scorer:", SEMANTIC, "->", type(scorer).__name__)
 # "mass" = bright; "pneumothorax", "lucency" = dark). It needs no weights and measures nothing
 # medical: it only makes the semantic reward's plumbing visible on a CPU. On a GPU set `SEMANTIC` to
 # a BiomedCLIP hub id (e.g. `hf-hub:microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224`) or the
-# folder of a small CLIP; `medlib.rewards.registry.get_semantic_scorer` loads it once per process.
+# folder of a small CLIP; `medlib.semantic.load_scorer` loads it once per process.
 #
 # ## 1 · MedGround-R1 (Xu et al. 2025, Sec. 2.2-2.3)
 #

@@ -35,10 +35,11 @@ from medlib.rewards.analysis import (
     worked_medreasoner,
     worked_medvol,
 )
-from medlib.rewards.medground import MeanIntensityScorer, MedGroundFormat, MedGroundSemantic
+from medlib.rewards.medground import MedGroundFormat, MedGroundSemantic
 from medlib.rewards.medreasoner import medreasoner_scores
 from medlib.rewards.smoothing import smooth_exp_official, smooth_exp_paper
 from medlib.segment.base import Segmenter
+from medlib.semantic.stand_in import MeanIntensityScorer
 
 ROOT = Path(__file__).resolve().parents[1]
 E3 = math.exp(3.0)

@@ -1,6 +1,6 @@
-"""Train and evaluate the small CLIP that stands in for MedGround-R1's frozen MedCLIP on CPU.
+"""Train the small CLIP that stands in for MedGround-R1's frozen MedCLIP on a CPU (Sec. 2.3).
 
-No CLIP weights install offline (REFERENCE_NOTES section 5), so medlib trains one with
+No CLIP weights install offline (docs/offline_assets.md), so medlib trains one with
 open_clip's own classes (``open_clip.CLIP``: a small ViT image tower, a small text transformer,
 open_clip's BPE ``SimpleTokenizer``, whose vocabulary ships inside the open_clip wheel) on
 (crop, phrase) pairs of the embedded chest benchmark:
@@ -19,26 +19,20 @@ Embedded model (no hub, no download): ``ensure_embedded_clip(profile, seed)`` tr
 CLIP of the profile's :data:`EMBEDDED_RECIPES` entry (a fixed step count on a fixed thread count, not a
 time budget, so a seed gives the same model again) on the train split of the embedded chest benchmark
 ``build/data/<profile>_seed<seed>/chest`` (generated if missing) and caches it in
-``build/semantic/<profile>_seed<seed>/``; ``medlib.semantic.load_scorer("embedded")`` (smoke,
-seed 0) or ``"embedded:<profile>[:<seed>]"`` loads it, training first when it is missing.
-
-``python -m medlib.semantic_train [--profile smoke] [--seed 0]`` (re)trains that model and writes
-its held-out numbers (phrase retrieval top-1 / top-5 against chance, GT box vs other boxes, the
-same architecture untrained) to ``results/semantic_clip.json``.
+``build/semantic/<profile>_seed<seed>/``. Training is an explicit step: the GRPO stage calls it
+(:func:`medlib.semantic.ensure_trained`) before a run that uses ``semantic_scorer: embedded``;
+:func:`medlib.semantic.load_scorer` only loads, unless called with ``train_if_missing=True``.
+Held-out evaluation is in :mod:`medlib.semantic.evaluation`; ``python -m medlib.semantic_train``
+trains and evaluates (:mod:`medlib.semantic.cli`).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
-import platform
-import re
-import subprocess
-import sys
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -48,9 +42,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .geometry import box_iou_pairs
-from .random_state import preserved_random_state
-from .semantic import INFO_NAME, WEIGHTS_NAME, ClipScorer, as_rgb_uint8, pixel_boxes
+from ..geometry import box_iou_pairs
+from ..random_state import preserved_random_state
+from .scorer import INFO_NAME, WEIGHTS_NAME, ClipScorer, as_rgb_uint8, pixel_boxes
 
 Triplet = tuple[np.ndarray, Sequence[float], str]  # (image, xyxy box in its pixels, phrase)
 
@@ -403,131 +397,6 @@ def _train(triplets: Sequence[Triplet], out_dir: str | Path | None, *, config: S
     return scorer
 
 
-# ----------------------------------------------------------------------------- evaluation
-def normalise_phrase(p: str) -> str:
-    """Lower case, single spaces: what open_clip's tokenizer sees (``clean="lower"``)."""
-    return " ".join(str(p).lower().split())
-
-
-def _crop_embeddings(scorer: ClipScorer, triplets: Sequence[Triplet], chunk: int = 256) -> torch.Tensor:
-    out = []
-    for i in range(0, len(triplets), chunk):
-        part = triplets[i : i + chunk]
-        emb, _ = scorer.encode_crops([t[0] for t in part], np.array([t[1] for t in part], float))
-        out.append(emb)
-    return torch.cat(out)
-
-
-_SIDES = ("left", "right", "bilateral", "both")
-
-
-def laterality(phrase: str) -> frozenset[str]:
-    """The side words of a phrase ("right-sided" counts as "right"; "both" as "bilateral")."""
-    words = set(re.findall(r"[a-z]+", str(phrase).lower()))
-    return frozenset("bilateral" if w == "both" else w for w in words & set(_SIDES))
-
-
-def retrieval_metrics(
-    scorer: ClipScorer,
-    triplets: Sequence[Triplet],
-    labels: Sequence[str] | None = None,
-    class_prompts: dict[str, list[str]] | None = None,
-) -> dict[str, Any]:
-    """Held-out retrieval: is each crop's own phrase ranked first among the distinct phrases
-    of the set (``phrase_top1``, chance 1 / number of phrases)? And, with ``labels``, is its
-    class ranked first among the classes (each class a mean of the text embeddings of
-    ``class_prompts[label]``, e.g. the training phrases of that class; ``class_name_top1``
-    uses the class name itself as the prompt)? The benchmark words one finding in many ways
-    ("cardiomegaly", "enlarged cardiac silhouette"), so ``phrase_top1_same_class_side`` also
-    counts a first-ranked phrase of the same class and the same side words as a hit (chance:
-    the mean fraction of such candidates)."""
-    crops = _crop_embeddings(scorer, triplets)
-    norm = [normalise_phrase(t[2]) for t in triplets]
-    cands = sorted(set(norm))
-    pos = {p: i for i, p in enumerate(cands)}
-    sims = crops @ scorer.encode_texts(cands).T
-    own = sims[torch.arange(len(norm)), torch.tensor([pos[p] for p in norm])]
-    rank = 1 + (sims > own[:, None]).sum(1).numpy()
-    out: dict[str, Any] = {
-        "n": len(triplets),
-        "phrase_candidates": len(cands),
-        "phrase_top1": float(np.mean(rank == 1)),
-        "phrase_top5": float(np.mean(rank <= 5)),
-        "phrase_mrr": float(np.mean(1.0 / rank)),
-        "phrase_median_rank": float(np.median(rank)),
-        "phrase_chance_top1": 1.0 / len(cands),
-        "phrase_chance_top5": min(1.0, 5.0 / len(cands)),
-    }
-    if labels is not None:
-        classes = sorted(set(labels))
-        y = torch.tensor([classes.index(c) for c in labels])
-        counts = Counter(labels)
-        out |= {"classes": classes, "class_chance": 1.0 / len(classes),
-                "class_majority": max(counts.values()) / len(labels)}
-        name_emb = scorer.encode_texts([c.lower() for c in classes])
-        out["class_name_top1"] = float(((crops @ name_emb.T).argmax(1) == y).float().mean())
-        cand_labels: dict[str, set[str]] = defaultdict(set)
-        for p, c in zip(norm, labels):
-            cand_labels[p].add(c)
-        side = {p: laterality(p) for p in cands}
-        equivalent = np.array([[bool(cand_labels[p] & cand_labels[q]) and side[p] == side[q] for q in cands]
-                               for p in norm])  # (n, candidates)
-        first = sims.argmax(1).numpy()
-        out["phrase_top1_same_class_side"] = float(equivalent[np.arange(len(norm)), first].mean())
-        out["phrase_chance_same_class_side"] = float(equivalent.mean())
-        if class_prompts:
-            protos = torch.stack([F.normalize(scorer.encode_texts(class_prompts[c]).mean(0), dim=0)
-                                  for c in classes])
-            pred = (crops @ protos.T).argmax(1)
-            out["class_top1"] = float((pred == y).float().mean())
-            out["class_top1_per_class"] = {c: float((pred[y == k] == k).float().mean())
-                                           for k, c in enumerate(classes)}
-    return out
-
-
-def gt_vs_random_box(scorer: ClipScorer, triplets: Sequence[Triplet], seed: int = 0,
-                     chunk: int = 128) -> dict[str, Any]:
-    """What the reward needs: for each held-out (image, box, phrase), is the similarity of the
-    ground-truth crop higher than that of another box in the same image that covers < 25% of
-    the ground truth? Three kinds of other box (see :func:`negative_box`); the scores come
-    from :meth:`ClipScorer.similarity`, the reward's own call."""
-    rng = np.random.default_rng(seed)
-    out: dict[str, Any] = {}
-    gt_sim = []
-    for i in range(0, len(triplets), chunk):
-        part = triplets[i : i + chunk]
-        gt_sim.append(scorer.similarity([t[0] for t in part], np.array([t[1] for t in part], float),
-                                        [t[2] for t in part]))
-    gt = np.concatenate(gt_sim)
-    out["mean_similarity_gt"] = float(gt.mean())
-    for kind in ("mirror", "same_size", "random"):
-        sims = []
-        for i in range(0, len(triplets), chunk):
-            part = triplets[i : i + chunk]
-            boxes = []
-            for img, box, _ in part:
-                h, w = np.asarray(img).shape[:2]
-                boxes.append(negative_box(np.asarray(box, float)[None], box, w, h, rng, kind))
-            sims.append(scorer.similarity([t[0] for t in part], np.array(boxes), [t[2] for t in part]))
-        s = np.concatenate(sims)
-        out[kind] = {"gt_higher_fraction": float(np.mean(gt > s)), "mean_similarity": float(s.mean()),
-                     "mean_gap": float(np.mean(gt - s))}
-    return out
-
-
-def half_resolution(triplets: Sequence[Triplet]) -> list[Triplet]:
-    """The same triplets with images halved (224 -> 112) and boxes scaled with them."""
-    from PIL import Image
-
-    out = []
-    for img, box, phrase in triplets:
-        a = as_rgb_uint8(img)
-        h, w = a.shape[:2]
-        small = np.asarray(Image.fromarray(a).resize((w // 2, h // 2), Image.BILINEAR))
-        out.append((small, tuple(float(v) * 0.5 for v in box), phrase))
-    return out
-
-
 # ----------------------------------------------------------------------------- benchmark
 def chest_triplets(bench_root: str | Path, split: str, part: str = "ms_cxr") -> tuple[list[Triplet], list[str]]:
     """(image, box, phrase) triplets and class labels of one split of the chest benchmark
@@ -535,11 +404,11 @@ def chest_triplets(bench_root: str | Path, split: str, part: str = "ms_cxr") -> 
     phrase = finding label in lower case, label = finding label)."""
     root = Path(bench_root)
     if part == "ms_cxr":
-        from .data.mscxr import load_mscxr
+        from ..data.mscxr import load_mscxr
 
         records = load_mscxr(root / "ms_cxr", split)
     elif part == "chestxray8":
-        from .data.chestxray8 import load_chestxray8
+        from ..data.chestxray8 import load_chestxray8
 
         records = load_chestxray8(root / "chestxray8", split)
     else:
@@ -607,14 +476,14 @@ def recipe_for(profile: str) -> EmbeddedRecipe:
 
 def embedded_model_dir(profile: str = "smoke", seed: int = 0, root: str | Path | None = None) -> Path:
     """``build/semantic/<profile>_seed<seed>`` (or under ``root``)."""
-    from .paths import repo_path
+    from ..paths import repo_path
 
     return repo_path(root if root is not None else EMBEDDED_DIR) / f"{profile}_seed{seed}"
 
 
 def embedded_chest_root(profile: str = "smoke", seed: int = 0, bench_root: str | Path | None = None) -> Path:
     """The chest part of the embedded benchmark, written first if it is not there."""
-    from .benchmark import benchmark_dir, build_benchmark
+    from ..benchmark import benchmark_dir, build_benchmark
 
     root = bench_root if bench_root is not None else BENCH_ROOT
     build_benchmark(root, profile=profile, seed=seed, parts=("chest",))
@@ -660,147 +529,28 @@ def train_embedded_clip(profile: str = "smoke", seed: int = 0, *, out_dir: str |
     return scorer
 
 
-def ensure_embedded_clip(profile: str = "smoke", seed: int = 0, *, root: str | Path | None = None,
-                         bench_root: str | Path | None = None, progress: bool = True) -> Path:
-    """The folder of the embedded small CLIP of ``profile`` and ``seed``, trained there first
-    when it is missing or was made by another recipe (smoke: 180 steps, one to two minutes on
-    2 CPU threads; tiny: seconds). What ``load_scorer("embedded[:<profile>[:<seed>]]")`` loads."""
+def embedded_clip_is_current(profile: str = "smoke", seed: int = 0, *, root: str | Path | None = None) -> bool:
+    """True when the cache folder holds weights trained by ``profile``'s current recipe."""
     recipe = recipe_for(profile)
     d = embedded_model_dir(profile, seed, root)
     try:
         info = json.loads((d / INFO_NAME).read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
-        info = {}
+        return False
     wanted = json.loads(json.dumps(recipe.describe(profile, seed)))  # tuples as JSON lists
-    if info.get("embedded") == wanted and (d / WEIGHTS_NAME).is_file():
+    return info.get("embedded") == wanted and (d / WEIGHTS_NAME).is_file()
+
+
+def ensure_embedded_clip(profile: str = "smoke", seed: int = 0, *, root: str | Path | None = None,
+                         bench_root: str | Path | None = None, progress: bool = True) -> Path:
+    """The folder of the embedded small CLIP of ``profile`` and ``seed``, trained there first
+    when it is missing or was made by another recipe (smoke: 180 steps, one to two minutes on
+    2 CPU threads; tiny: seconds). What ``load_scorer("embedded[:<profile>[:<seed>]]")`` loads."""
+    d = embedded_model_dir(profile, seed, root)
+    if embedded_clip_is_current(profile, seed, root=root):
         return d
     # trained on first use, often inside a GRPO reward call: keep the caller's random streams as
     # they were, so that a run gives the same completions whether or not the model was cached
     with preserved_random_state():
         train_embedded_clip(profile, seed, out_dir=d, bench_root=bench_root, progress=progress)
     return d
-
-
-# ----------------------------------------------------------------------------- report
-def evaluate_small_clip(scorer: ClipScorer, chest_root: str | Path, seed: int = 0, *,
-                        parts: Sequence[str] = ("ms_cxr", "chestxray8"), eval_split: str = "test",
-                        ) -> dict[str, Any]:
-    """Held-out numbers of ``scorer`` and of the same architecture untrained: MS-CXR phrase
-    and class retrieval and GT-vs-other-box similarity at full and at half resolution, and
-    ChestX-ray8 label retrieval."""
-    prompts: dict[str, set[str]] = defaultdict(set)
-    for (_, _, p), c in zip(*chest_triplets(chest_root, "train", "ms_cxr")):
-        prompts[c].add(p)
-    class_prompts = {c: sorted(v) for c, v in prompts.items()}
-    test, test_labels = chest_triplets(chest_root, eval_split, "ms_cxr")
-    half = half_resolution(test)
-    untrained = build_small_clip(SmallClipConfig(**scorer.info["architecture"]), seed)
-    out: dict[str, Any] = {}
-    for name, sc in (("trained", scorer), ("untrained", untrained)):
-        r = {
-            "ms_cxr_retrieval": retrieval_metrics(sc, test, test_labels, class_prompts),
-            "ms_cxr_retrieval_half_resolution": retrieval_metrics(sc, half, test_labels, class_prompts),
-            "ms_cxr_gt_vs_other_box": gt_vs_random_box(sc, test, seed=seed),
-            "ms_cxr_gt_vs_other_box_half_resolution": gt_vs_random_box(sc, half, seed=seed),
-        }
-        if "chestxray8" in parts:
-            r["chestxray8_label_retrieval"] = retrieval_metrics(sc, chest_triplets(chest_root, eval_split,
-                                                                                   "chestxray8")[0])
-        out[name] = r
-    return out
-
-
-def headline(report: dict[str, Any]) -> dict[str, Any]:
-    """The numbers a reader wants first, copied from the full report."""
-    t, g = report["trained"]["ms_cxr_retrieval"], report["trained"]["ms_cxr_gt_vs_other_box"]
-    u = report["untrained"]["ms_cxr_retrieval"]
-    tr = report["model"]["training"]
-    return {
-        "eval": "MS-CXR-format test split of the embedded chest benchmark (held out from training)",
-        "n": t["n"], "phrase_candidates": t["phrase_candidates"],
-        "phrase_top1": t["phrase_top1"], "phrase_top5": t["phrase_top5"],
-        "chance_top1": t["phrase_chance_top1"], "chance_top5": t["phrase_chance_top5"],
-        "untrained_top1": u["phrase_top1"], "untrained_top5": u["phrase_top5"],
-        "phrase_top1_same_class_side": t["phrase_top1_same_class_side"],
-        "chance_same_class_side": t["phrase_chance_same_class_side"],
-        "gt_minus_random_box_similarity": g["random"]["mean_gap"],
-        "gt_higher_than_random_box": g["random"]["gt_higher_fraction"],
-        "gt_higher_than_mirror_box": g["mirror"]["gt_higher_fraction"],
-        "train_seconds": tr["train_seconds"], "steps": tr["steps"], "threads": tr["threads"],
-    }
-
-
-def _shown(path: str | Path) -> str:
-    """A path relative to the repository when it lies inside it (no machine paths in results)."""
-    from .paths import REPO
-
-    p = Path(path).resolve()
-    return str(p.relative_to(REPO)) if p.is_relative_to(REPO) else str(path)
-
-
-def provenance(seed: int) -> dict[str, Any]:
-    """Seed, git commit and versions (STYLE.md rule 5)."""
-    import importlib.metadata as md
-
-    from .paths import REPO
-
-    try:
-        commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True,
-                                text=True, timeout=10).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        commit = None
-    versions = {}
-    for pkg in ("torch", "open_clip_torch", "numpy"):
-        try:
-            versions[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            versions[pkg] = None
-    return {"seed": seed, "git_commit": commit, "python": platform.python_version(), "versions": versions}
-
-
-def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    ap = argparse.ArgumentParser(prog="python -m medlib.semantic_train", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--profile", default="smoke", choices=sorted(EMBEDDED_RECIPES),
-                    help="benchmark profile: its chest benchmark and its training recipe")
-    ap.add_argument("--seed", type=int, default=0, help="benchmark seed and training seed")
-    ap.add_argument("--steps", type=int, default=None, help="override the recipe's step count")
-    ap.add_argument("--out", default=None, help="model folder (default build/semantic/<profile>_seed<seed>)")
-    ap.add_argument("--bench-root", default=BENCH_ROOT, help="where the embedded benchmark lives")
-    ap.add_argument("--results", default="results/semantic_clip.json")
-    a = ap.parse_args(argv)
-    from .paths import repo_path
-
-    t0 = time.time()
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-    out = a.out
-    if out is None:
-        out = embedded_model_dir(a.profile, a.seed)
-        if a.steps is not None and a.steps != recipe_for(a.profile).steps:  # keep the cache canonical
-            out = out.with_name(f"{out.name}_steps{a.steps}")
-    scorer = train_embedded_clip(a.profile, a.seed, out_dir=repo_path(out), bench_root=a.bench_root,
-                                 steps=a.steps)
-    chest = embedded_chest_root(a.profile, a.seed, a.bench_root)
-    report: dict[str, Any] = {
-        "command": "python -m medlib.semantic_train " + " ".join(sys.argv[1:] if argv is None else argv),
-        "provenance": provenance(a.seed) | {"profile": a.profile, "load_average_1min_at_start": load},
-        "benchmark": {"root": _shown(chest), "train_parts": list(recipe_for(a.profile).parts),
-                      "eval_split": "test"},
-        "model_dir": _shown(repo_path(out)),
-        "model": scorer.info,
-    }
-    report |= evaluate_small_clip(scorer, chest, a.seed, parts=recipe_for(a.profile).parts)
-    report = {"summary": headline(report), **report, "seconds_total": round(time.time() - t0, 1)}
-    path = repo_path(a.results)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=1, default=str) + "\n")
-    h = report["summary"]
-    print(f"phrase top-1 {h['phrase_top1']:.3f} / top-5 {h['phrase_top5']:.3f} "
-          f"(chance {h['chance_top1']:.4f} / {h['chance_top5']:.4f}; n={h['n']}), "
-          f"same class+side {h['phrase_top1_same_class_side']:.3f} (chance {h['chance_same_class_side']:.3f}); "
-          f"GT > random box {h['gt_higher_than_random_box']:.3f}, gap {h['gt_minus_random_box_similarity']:.3f}; "
-          f"trained {h['train_seconds']} s; wrote {path}")
-    return report
-
-
-if __name__ == "__main__":
-    main()
