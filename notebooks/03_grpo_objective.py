@@ -245,7 +245,7 @@ display(on)
 # ## 6 · The papers' settings against TRL 1.16's defaults
 #
 # A config that inherits a library default where the paper fixes a value silently changes the
-# objective (REFERENCE_NOTES section 9). The table gives, for each GRPO setting, TRL 1.16's
+# objective (docs/grpo.md). The table gives, for each GRPO setting, TRL 1.16's
 # `GRPOConfig` default, what the papers' equations fix, and what medlib's GRPO runner
 # (`medlib.train.grpo.grpo_kwargs`) passes to `GRPOConfig` for each paper's `full` config. The
 # per-paper values are hyper-parameters: MedGround-R1 $\beta = 0.04$, $G = 4$; MedVol-R1

@@ -13,7 +13,7 @@
 # This notebook runs the same comparisons with medlib's trainer (TRL `GRPOTrainer` with the paper's
 # rewards from `medlib.rewards`) at the scale the profile allows, every arm starting from the same
 # SFT checkpoint (the CPU profile needs an SFT cold start: a small model from random initialisation
-# cannot find the answer format by sampling; REFERENCE_NOTES section 10). The arms, their training
+# cannot find the answer format by sampling; docs/grpo.md). The arms, their training
 # and their evaluation are `medlib.experiments.run_ablation`; the configs are
 # `configs/medground/<profile>.yaml`. Runs are cached in the run folder: rerunning the notebook
 # reuses every finished arm and resumes an interrupted one.
@@ -23,7 +23,7 @@
 # (`medlib.models`), so that the CPU run takes exactly the code path of the full configs (the same
 # processor, M-RoPE, TRL trainers). Pretrained parts that ship offline (LiteMedSAM's TinyViT encoder,
 # SmolLM2-135M) were the fallback if such a model could not learn in the budget; it can. On the
-# benchmark of REFERENCE_NOTES section 10, SFT alone collapsed to the mean box and a short **dense
+# benchmark of a feasibility study (docs/grpo.md#small-models-on-a-cpu), SFT alone collapsed to the mean box and a short **dense
 # warm-up of the vision tower** fixed it (`python -m medlib.train vision`,
 # `medlib/train/vision_warmup.py`: for every merged image token a linear head predicts which finding
 # classes cover it; binary cross-entropy; 300 steps in under a minute). On this chest benchmark SFT
