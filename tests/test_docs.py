@@ -9,7 +9,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CITE = re.compile(r"docs/([a-z0-9_]+\.md)(?:#([a-z0-9-]+))?")
-OUTSIDE = re.compile(r"REFERENCE_NOTES|STYLE\.md|\.\./shared/|\bissue \d+ item\b|\(issue: ")
+OUTSIDE = re.compile(r"REFERENCE_NOTES|STYLE\.md|\.\./shared/|\bissue \d+|\(issue: |\bissue \"")
 
 
 def _sources() -> list[Path]:
