@@ -1,4 +1,4 @@
-"""Does GRPO with MedGround-R1's rewards improve on SFT? The learning study (issue: "it learns").
+"""Does GRPO with MedGround-R1's rewards improve on SFT? The learning study.
 
 For each seed: SFT cold start -> evaluate (``sft_start``); from that checkpoint, (a) SFT for as
 many more steps as GRPO runs (``sft_more``, the equal-steps control of MedGround-R1 Table 4) and

@@ -288,7 +288,6 @@ def _phantom_ct(seed=0):
 def test_medvol_cross_slice_reward_with_litemedsam_by_spec():
     from medlib.prompts import medvol_answer
     from medlib.rewards.registry import build_reward_set
-    from medlib.rewards.registry import get_segmenter as registry_segmenter
 
     vol, gt = _phantom_ct()
     assert gt.any(axis=(1, 2)).tolist() == [False, True, True, True, False]
@@ -305,8 +304,6 @@ def test_medvol_cross_slice_reward_with_litemedsam_by_spec():
     seg = get_segmenter("litemedsam")
     calls = seg.encoder_calls
     scores = reward([None] * n, completions, mask=[gt] * n, volume=[vol] * n)
-    # the reward resolved the spec through medlib.segment.get_segmenter: the very same object
-    assert registry_segmenter("litemedsam") is seg
     # R_c = Dice over |t - 2| <= 5, i.e. the whole volume. The exact box recovers the
     # ellipsoid (measured 0.856: LiteMedSAM also marks the empty end slices, as box-driven
     # propagation has no "absent" signal); the corner box segments fat and misses it (measured
@@ -314,7 +311,8 @@ def test_medvol_cross_slice_reward_with_litemedsam_by_spec():
     assert scores[0] > 0.75
     assert scores[1] < 0.1
     assert scores[2:] == [0.0, 0.0]
-    # both rollouts share the embedding cache: each of the 5 slices is encoded at most once
+    # the reward resolved the spec through medlib.segment.get_segmenter: the very same object
+    # encoded them, and each of the 5 slices at most once (both rollouts share its embedding cache)
     assert 1 <= seg.encoder_calls - calls <= 5
 
 

@@ -27,7 +27,7 @@ def test_there_is_a_smoke_and_a_full_config_per_paper():
 def test_every_config_validates_without_downloads(path):
     cfg = load_config(path)
     assert cfg.paper == path.parent.name
-    # every GRPO setting the papers rely on is written in the file, not inherited (REFERENCE_NOTES 9)
+    # every GRPO setting the papers rely on is written in the file, not inherited (docs/grpo.md)
     import yaml
 
     raw = yaml.safe_load(path.read_text())["grpo"]
@@ -40,7 +40,7 @@ def test_every_config_validates_without_downloads(path):
         assert check_device(cfg) == "cpu"
 
 
-# the papers' numbers (REFERENCE_NOTES sections 1-3, 9), written once here, read from the files
+# the papers' numbers (docs/medground_r1.md, medreasoner.md, medvol_r1.md, grpo.md), written once here, read from the files
 PAPER = {
     "medground": dict(model="Qwen/Qwen2.5-VL-7B-Instruct", G=4, beta=0.04, lr=1e-6, completion=256, max_steps=5000,
                       batch=1, accum=2, source="mscxr", template="chain_of_box"),

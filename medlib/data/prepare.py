@@ -5,8 +5,8 @@
 ``DATA_ROOT/<folder>``; for the credentialed or manual sources (MS-CXR on PhysioNet, the NIH
 ChestX-ray8 images) it prints the steps instead. ``check --root DATA_ROOT`` reads every split of
 every dataset present with medlib's own adapters and reports record counts, or the adapter's
-error naming the file and row. Hub ids are the ones the papers' code reads (REFERENCE_NOTES
-section 7; module docstrings of :mod:`medlib.data.m3d`, :mod:`medlib.data.umrg`).
+error naming the file and row. Hub ids are the ones the papers' code reads (docs/offline_assets.md#the-papers-datasets;
+module docstrings of :mod:`medlib.data.m3d`, :mod:`medlib.data.umrg`).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Batched greedy decoding of TRL-style rows (the evaluation protocol of all three papers).
 
-MedGround-R1's released evaluation decodes greedily (REFERENCE_NOTES section 1); MedReasoner and
+MedGround-R1's released evaluation decodes greedily (docs/medground_r1.md#metrics); MedReasoner and
 MedVol-R1 report greedy numbers too. Rows are those of :func:`medlib.train.datasets.build_rows`:
 a conversational ``prompt`` and the images in ``image`` (2D) or ``images`` (3D, one per
 ``<slice k>``). Prompts are left-padded so that every generated token follows its own prompt.

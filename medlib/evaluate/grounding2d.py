@@ -1,6 +1,6 @@
 """2D evaluation: MedGround-R1 (mIoU, Acc@0.5) and MedReasoner (IoU, pDice, mask Dice, refusals).
 
-Protocol (REFERENCE_NOTES sections 1, 2): greedy decoding; the paper's parser for the prompt
+Protocol (docs/medground_r1.md#metrics, docs/medreasoner.md#metrics): greedy decoding; the paper's parser for the prompt
 template (:func:`medlib.parsing.parse_medground`: the integer box regex of MedGround-R1
 footnote 8 inside ``<answer>``; :func:`medlib.parsing.parse_medreasoner`: the JSON answer with
 ``bbox``, ``points_1``, ``points_2``); an answer without a usable box is a refusal and scores

@@ -304,8 +304,10 @@ def dice_in_window(pred: np.ndarray, gt: np.ndarray, k: int, delta: int) -> floa
 
 
 def _resolve_segmenter(segmenter: Any) -> Any:
+    """A segmenter object as given; a spec through :func:`medlib.segment.get_segmenter` (one shared
+    instance per spec per process; imported here, so that importing the rewards loads no model code)."""
     if isinstance(segmenter, str):
-        from .registry import get_segmenter
+        from ..segment import get_segmenter
 
         return get_segmenter(segmenter)
     return segmenter

@@ -1,7 +1,7 @@
 """Command line: ``python -m medlib.train <stage> --config FILE [--set section.key=value ...]``.
 
   check   validate the config and print what would run (no model or data is loaded)
-  vision  run the vision-tower warm-up (dense per-token objective; REFERENCE_NOTES section 10)
+  vision  run the vision-tower warm-up (dense per-token objective; docs/grpo.md)
   sft     run (or resume) the SFT stage
   grpo    run (or resume) the GRPO stage
   all     vision warm-up, SFT, then GRPO: the stages the config enables, in that order

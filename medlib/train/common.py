@@ -4,8 +4,6 @@ saving the result, and the provenance written next to it."""
 from __future__ import annotations
 
 import json
-import platform
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -283,24 +281,11 @@ def save_final(trainer, processor, base_model: str, run_dir: Path, peft: bool) -
 
 
 def provenance(cfg: RunConfig, stage: str) -> dict[str, Any]:
-    """Seed, profile, git commit and package versions (STYLE.md rule 5)."""
-    import importlib.metadata as md
+    """Stage, paper, run name and seed, then the git commit and package versions
+    (:func:`medlib.provenance.provenance`)."""
+    from ..provenance import provenance as record
 
-    from ..paths import REPO
-
-    try:
-        commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True,
-                                timeout=10).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        commit = None
-    versions = {}
-    for pkg in ("torch", "transformers", "trl", "peft", "accelerate", "datasets"):
-        try:
-            versions[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            versions[pkg] = None
-    return {"stage": stage, "paper": cfg.paper, "name": cfg.name, "seed": cfg.seed, "git_commit": commit,
-            "python": platform.python_version(), "versions": versions}
+    return record(stage=stage, paper=cfg.paper, name=cfg.name, seed=cfg.seed)
 
 
 def write_run_files(cfg: RunConfig, stage: str, run_dir: Path, extra: dict[str, Any] | None = None) -> None:

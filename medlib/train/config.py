@@ -1,9 +1,9 @@
 """Typed run configuration, one per paper, read from YAML; bad keys or values fail naming the field.
 
 A run is ``model`` + ``data`` + up to three stages: ``vision`` (a dense warm-up of the vision tower
-alone, off by default; REFERENCE_NOTES section 10), ``sft`` (cold start; MedVol-R1 Sec. 2.4) and
+alone, off by default; docs/grpo.md#small-models-on-a-cpu), ``sft`` (cold start; MedVol-R1 Sec. 2.4) and
 ``grpo`` (all three papers). Every GRPO setting the papers rely on is a field with no library
-default behind it (REFERENCE_NOTES section 9): ``loss_type``, ``scale_rewards``, ``beta``,
+default behind it (docs/grpo.md#trls-defaults-differ): ``loss_type``, ``scale_rewards``, ``beta``,
 ``temperature``, ``num_generations``, ``learning_rate``, ``max_completion_length``.
 
 ``load_config(path, overrides)`` -> :class:`RunConfig`; overrides are ``"grpo.beta=0"`` strings
@@ -116,7 +116,7 @@ class LoraSettings:
 class VisionStage:
     """Vision-tower warm-up (:mod:`medlib.train.vision_warmup`): the vision tower alone learns, for
     every merged image token, which finding classes cover it (binary cross-entropy on the
-    covered fraction). REFERENCE_NOTES section 10: without it a small random model never reads
+    covered fraction). docs/grpo.md#small-models-on-a-cpu: without it a small random model never reads
     where the target is and SFT collapses to the mean box."""
 
     enabled: bool = False

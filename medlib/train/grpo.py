@@ -4,7 +4,7 @@ The objective is DeepSeekMath's GRPO as the papers use it: ``loss_type="grpo"`` 
 over tokens, then mean over the group), rewards summed with their weights then normalised by the
 group's standard deviation (``scale_rewards="group"``), KL to a frozen reference model with
 coefficient ``beta`` (TRL's per-token k3 estimator, the "low-variance" KL of veRL). Every one of
-these is set from the config, never left to TRL's defaults (REFERENCE_NOTES section 9).
+these is set from the config, never left to TRL's defaults (docs/grpo.md#trls-defaults-differ).
 """
 
 from __future__ import annotations
@@ -76,10 +76,17 @@ def grpo_kwargs(cfg: RunConfig, run_dir: Path, device: str, reward_weights: Sequ
 
 def reward_set(cfg: RunConfig) -> tuple[list[Callable], list[float]]:
     """The paper's reward callables and weights (``grpo.rewards``, ``grpo.reward_options``); a
-    segmenter given by its spec (``"litemedsam"``, ``"medsam2:/path/ckpt.pt"``) is built here."""
+    segmenter given by its spec (``"litemedsam"``, ``"medsam2:/path/ckpt.pt"``) is built here, and an
+    ``embedded`` semantic scorer trained here if its cache is missing."""
     from ..rewards.registry import build_reward_set
 
     opts = dict(cfg.grpo.reward_options)
+    if cfg.paper == "medground" and isinstance(opts.get("semantic_scorer"), str):
+        # the explicit training step: an `embedded` scorer is trained here (once, then cached),
+        # before the run, not inside the first reward call (loading never trains)
+        from ..semantic import ensure_trained
+
+        ensure_trained(opts["semantic_scorer"])
     if isinstance(opts.get("segmenter"), str | dict):
         from ..segment import build_segmenter
 

@@ -1,58 +1,55 @@
-"""Author notebooks/10_medground_train.ipynb (run: python tools/make_10_medground_train.py)."""
+# %% [markdown]
+# # 10 · MedGround-R1: training, and the paper's ablations at small scale
+#
+# MedGround-R1 (Xu et al., MICCAI 2025) trains Qwen2.5-VL-7B with GRPO to answer a referring phrase
+# with a box, rewarded by **format** (the `<think>`/`<answer>` template), **spatial** accuracy
+# (1 if IoU > 0.5, else 0) and **semantic** consistency (CLIP similarity of the box's crop and the
+# phrase), summed with weights 1 and normalised within each group of $G$ completions. Its ablations:
+#
+# * **Table 2**: the group size $G \in \{2, 4, 6, 8\}$;
+# * **Table 3**: removing one reward at a time;
+# * **Table 4**: SFT vs GRPO at equal steps, and Chain-of-Box reasoning.
+#
+# This notebook runs the same comparisons with medlib's trainer (TRL `GRPOTrainer` with the paper's
+# rewards from `medlib.rewards`) at the scale the profile allows, every arm starting from the same
+# SFT checkpoint (the CPU profile needs an SFT cold start: a small model from random initialisation
+# cannot find the answer format by sampling; docs/grpo.md). The arms, their training
+# and their evaluation are `medlib.experiments.run_ablation`; the configs are
+# `configs/medground/<profile>.yaml`. Runs are cached in the run folder: rerunning the notebook
+# reuses every finished arm and resumes an interrupted one.
+#
+# **Why a small random model, with a vision warm-up (decided by measurement).** The CPU profile's
+# model is a Qwen2.5-VL of the real architecture, built from a config with random weights
+# (`medlib.models`), so that the CPU run takes exactly the code path of the full configs (the same
+# processor, M-RoPE, TRL trainers). Pretrained parts that ship offline (LiteMedSAM's TinyViT encoder,
+# SmolLM2-135M) were the fallback if such a model could not learn in the budget; it can. On the
+# benchmark of a feasibility study (docs/grpo.md#small-models-on-a-cpu), SFT alone collapsed to the mean box and a short **dense
+# warm-up of the vision tower** fixed it (`python -m medlib.train vision`,
+# `medlib/train/vision_warmup.py`: for every merged image token a linear head predicts which finding
+# classes cover it; binary cross-entropy; 300 steps in under a minute). On this chest benchmark SFT
+# without the warm-up does not collapse: 200 SFT steps from seed 0 give 27.7 mIoU / 24 Acc without it
+# and 27.4 / 26 with it (without it over 3 seeds: 26.5-29.4 / 21-27, `results/learning_study_smoke.json`).
+# So the smoke config leaves the warm-up out (it would cost 20 s of the batch's 20 minutes) and the
+# learning-study config (`configs/medground/learning.yaml`) keeps it as the recipe known to work
+# (`vision.enabled: true` switches it on anywhere). Whether GRPO
+# improves on SFT is the three-seed learning study (`python -m medlib.learning_study --config
+# configs/medground/learning.yaml --seeds 0 1 2`, `results/learning_study_learning.*`), shown at the
+# end of this notebook.
+#
+# **Scale.** `tiny` checks the pipeline only (toy images, a few steps: its numbers mean nothing);
+# `smoke` is a small Qwen2.5-VL trained on a CPU on the embedded chest benchmark; `full` is the
+# paper's setting (Qwen2.5-VL-7B, MS-CXR, GPUs). Our numbers are written to `results/ours/` labelled
+# with their scale, and `90_tables` puts them beside the paper's.
 
-from nbbuild import write_notebook
-
-cells = [
-    ("md", r"""
-# 10 · MedGround-R1: training, and the paper's ablations at small scale
-
-MedGround-R1 (Xu et al., MICCAI 2025) trains Qwen2.5-VL-7B with GRPO to answer a referring phrase
-with a box, rewarded by **format** (the `<think>`/`<answer>` template), **spatial** accuracy
-(1 if IoU > 0.5, else 0) and **semantic** consistency (CLIP similarity of the box's crop and the
-phrase), summed with weights 1 and normalised within each group of $G$ completions. Its ablations:
-
-* **Table 2**: the group size $G \in \{2, 4, 6, 8\}$;
-* **Table 3**: removing one reward at a time;
-* **Table 4**: SFT vs GRPO at equal steps, and Chain-of-Box reasoning.
-
-This notebook runs the same comparisons with medlib's trainer (TRL `GRPOTrainer` with the paper's
-rewards from `medlib.rewards`) at the scale the profile allows, every arm starting from the same
-SFT checkpoint (the CPU profile needs an SFT cold start: a small model from random initialisation
-cannot find the answer format by sampling; REFERENCE_NOTES section 10). The arms, their training
-and their evaluation are `medlib.experiments.run_ablation`; the configs are
-`configs/medground/<profile>.yaml`. Runs are cached in the run folder: rerunning the notebook
-reuses every finished arm and resumes an interrupted one.
-
-**Why a small random model, with a vision warm-up (decided by measurement).** The CPU profile's
-model is a Qwen2.5-VL of the real architecture, built from a config with random weights
-(`medlib.models`), so that the CPU run takes exactly the code path of the full configs (the same
-processor, M-RoPE, TRL trainers). Pretrained parts that ship offline (LiteMedSAM's TinyViT encoder,
-SmolLM2-135M) were the fallback if such a model could not learn in the budget; it can. On the
-benchmark of REFERENCE_NOTES section 10, SFT alone collapsed to the mean box and a short **dense
-warm-up of the vision tower** fixed it (`python -m medlib.train vision`,
-`medlib/train/vision_warmup.py`: for every merged image token a linear head predicts which finding
-classes cover it; binary cross-entropy; 300 steps in under a minute). On this chest benchmark SFT
-without the warm-up did not collapse (200 steps: 30.5 mIoU / 24 Acc, one seed) and with it reached
-27.4-31.8 mIoU / 23-26 Acc (3 seeds, `results/learning_study_smoke.json`): the configs keep the
-warm-up as the recipe that is known to work, not because it was shown necessary here. Whether GRPO
-improves on SFT is the three-seed learning study (`python -m medlib.learning_study --config
-configs/medground/learning.yaml --seeds 0 1 2`, `results/learning_study_learning.*`), shown at the
-end of this notebook.
-
-**Scale.** `tiny` checks the pipeline only (toy images, a few steps: its numbers mean nothing);
-`smoke` is a small Qwen2.5-VL trained on a CPU on the embedded chest benchmark; `full` is the
-paper's setting (Qwen2.5-VL-7B, MS-CXR, GPUs). Our numbers are written to `results/ours/` labelled
-with their scale, and `90_tables` puts them beside the paper's.
-"""),
-    ("params", """
+# %% tags=["parameters"]
 PROFILE = "smoke"          # tiny | smoke | full: picks configs/medground/<PROFILE>.yaml
 SEED = 0
 SEEDS = [0]                # seeds of every arm (the learning study, results/learning_study_*, uses 3)
 BENCH_ROOT = "build/data"  # not read: the config names its data folder
 DATA_ROOT = ""             # full profile: the MS-CXR folder, overriding the config's data.root
 EVAL_LIMIT = None          # evaluate on the first N test records (None: all)
-"""),
-    ("code", """
+
+# %%
 import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import display
@@ -68,23 +65,23 @@ cfg = load_config(repo_path(f"configs/medground/{PROFILE}.yaml"), overrides)
 print(f"model {cfg.model.name_or_path}, data {cfg.data.source} at {cfg.data.root}; "
       f"GRPO: G {cfg.grpo.num_generations}, beta {cfg.grpo.beta}, lr {cfg.grpo.learning_rate}, "
       f"{cfg.grpo.max_steps} steps of {cfg.grpo.batch_size} prompts")
-"""),
-    ("md", """
-## The SFT checkpoint every arm starts from
-"""),
-    ("code", """
+
+# %% [markdown]
+# ## The SFT checkpoint every arm starts from
+
+# %%
 start = start_run(cfg)
 print(f"SFT: {start['steps']} steps, {start['train_seconds']} s{' (reused)' if start['reused'] else ''}")
 start_model = start["model_dir"]
-"""),
-    ("md", r"""
-## The arms
 
-All GRPO arms run the same number of steps from the same checkpoint; `sft_more` continues SFT for
-as many steps instead (the equal-steps control of Table 4). Rewards are the paper's set unless the
-arm removes one.
-"""),
-    ("code", """
+# %% [markdown]
+# ## The arms
+#
+# All GRPO arms run the same number of steps from the same checkpoint; `sft_more` continues SFT for
+# as many steps instead (the equal-steps control of Table 4). Rewards are the paper's set unless the
+# arm removes one.
+
+# %%
 paper_rewards = dict(cfg.grpo.rewards or {"format": 1.0, "spatial": 1.0, "semantic": 1.0})
 G4 = {"grpo": {"num_generations": 4}}  # the paper's G, for every arm that does not vary G
 without = lambda name: {"grpo": {"num_generations": 4,
@@ -104,8 +101,8 @@ runs.to_csv(results_dir() / f"medground_ablation_{PROFILE}.csv", index=False)
 summary = mean_over_seeds(runs, ("mIoU", "Acc"))
 display(runs[["variant", "seed", "stage", "steps", "train_seconds", "n", "refusals", "mIoU", "mIoU_lo", "mIoU_hi",
               "Acc", "Acc_lo", "Acc_hi"]].round(2))
-"""),
-    ("code", """
+
+# %%
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), sharey=False)
 for ax, metric in zip(axes, ("mIoU", "Acc")):
     one = runs[runs["seed"] == SEEDS[0]]
@@ -116,13 +113,13 @@ for ax, metric in zip(axes, ("mIoU", "Acc")):
 fig.tight_layout()
 save_figure(fig, "10_medground_ablations")
 plt.show()
-"""),
-    ("md", """
-## Training curves
 
-Per-reward means logged by the trainer at every logging step (`results/training/`).
-"""),
-    ("code", """
+# %% [markdown]
+# ## Training curves
+#
+# Per-reward means logged by the trainer at every logging step (`results/training/`).
+
+# %%
 logs = results_dir("training", f"medground_{PROFILE}")
 fig, axes = plt.subplots(1, 3, figsize=(14, 3.5))
 for v in ("G2", "G4", "G8"):
@@ -136,13 +133,13 @@ axes[0].legend()
 fig.tight_layout()
 save_figure(fig, "10_medground_training_curves")
 plt.show()
-"""),
-    ("md", """
-## Our rows for the paper's tables
 
-Each number is labelled with what produced it; `90_tables` shows them beside the paper's.
-"""),
-    ("code", """
+# %% [markdown]
+# ## Our rows for the paper's tables
+#
+# Each number is labelled with what produced it; `90_tables` shows them beside the paper's.
+
+# %%
 scale = (f"{cfg.model.name_or_path} model, {cfg.data.source} data, {cfg.grpo.max_steps} GRPO steps "
          f"from {start['steps']} SFT steps, profile {PROFILE}")
 dataset = "MS-CXR" if cfg.data.source == "mscxr" else f"embedded {cfg.data.source}"
@@ -158,17 +155,17 @@ write_ours(rows_for("sft_start", f"SFT-{start['steps']}") + rows_for("sft_more",
            + rows_for("G4", f"SFT-{start['steps']} + GRPO-{cfg.grpo.max_steps}"),
            "medground-r1", "4", f"10_medground_train_{PROFILE}")
 print("written to", results_dir("ours"))
-"""),
-    ("md", """
-## Does GRPO improve on SFT? The three-seed learning study
 
-Per seed: vision warm-up and SFT (the start), then from that checkpoint both GRPO with the paper's
-rewards and, as the control, SFT continued for as many steps; all three evaluated on the held-out
-split. The study is a command of its own (it takes about half an hour on 2 cores); this cell only
-reads its results. Intervals are bootstrap 95% over the 100 test images of one seed; the
-differences are paired per seed.
-"""),
-    ("code", """
+# %% [markdown]
+# ## Does GRPO improve on SFT? The three-seed learning study
+#
+# Per seed: vision warm-up and SFT (the start), then from that checkpoint both GRPO with the paper's
+# rewards and, as the control, SFT continued for as many steps; all three evaluated on the held-out
+# split. The study is a command of its own (it takes about half an hour on 2 cores); this cell only
+# reads its results. Intervals are bootstrap 95% over the 100 test images of one seed; the
+# differences are paired per seed.
+
+# %%
 from medlib.learning_study import load_study
 
 study = load_study("learning")
@@ -179,8 +176,3 @@ else:
     display(study["per_seed"])
     display(study["means"])
     display(study["differences"])
-"""),
-]
-
-if __name__ == "__main__":
-    write_notebook("notebooks/10_medground_train.ipynb", cells)

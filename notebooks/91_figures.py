@@ -1,28 +1,30 @@
-"""Author notebooks/91_figures.ipynb (run: python tools/make_91_figures.py)."""
+# %% [markdown]
+# # 91 · Figures: training curves, ablations, ours beside the papers'
+#
+# Like `90_tables`, this notebook computes nothing: it reads what the other notebooks wrote under
+# `results/` (training logs in `results/training/`, per-arm results, our table rows in
+# `results/ours/`) and draws them into `figures/` as PNG and PDF. The qualitative panels are drawn
+# by the notebooks that evaluate (`11`, `21`, `31`), since they need the images.
 
-from nbbuild import write_notebook
-
-cells = [
-    ("md", r"""
-# 91 · Figures: training curves, ablations, ours beside the papers'
-
-Like `90_tables`, this notebook computes nothing: it reads what the other notebooks wrote under
-`results/` (training logs in `results/training/`, per-arm results, our table rows in
-`results/ours/`) and draws them into `figures/` as PNG and PDF. The qualitative panels are drawn
-by the notebooks that evaluate (`11`, `21`, `31`), since they need the images.
-"""),
-    ("params", """
+# %% tags=["parameters"]
 PROFILE = "smoke"   # not read: the figures show whatever results/ holds
 SEED = 0
 BENCH_ROOT = "build/data"
 DATA_ROOT = ""
-"""),
-    ("code", """
+
+# %%
 import matplotlib.pyplot as plt
 from IPython.display import display
 
-from medlib.report_figures import (ablation_tables, learning_proof, plot_ablation, plot_learning_study, plot_ours_vs_reported,
-                                   plot_training_curves, training_groups)
+from medlib.report_figures import (
+    ablation_tables,
+    learning_proof,
+    plot_ablation,
+    plot_learning_study,
+    plot_ours_vs_reported,
+    plot_training_curves,
+    training_groups,
+)
 from medlib.reported import TABLES
 from medlib.tables import load_ours, side_by_side
 from medlib.viz import save_figure
@@ -34,15 +36,15 @@ for group in training_groups():
         made += save_figure(fig, f"91_training_{group}")
         plt.show()
 print(f"training curves: {training_groups() or 'none yet (run notebooks 10, 20, 30)'}")
-"""),
-    ("code", """
+
+# %%
 for name, df in ablation_tables().items():
     fig = plot_ablation(name, df)
     if fig is not None:
         made += save_figure(fig, f"91_{name}")
         plt.show()
-"""),
-    ("code", """
+
+# %%
 ours = load_ours()
 for paper, tables in TABLES.items():
     for t in tables:
@@ -58,8 +60,3 @@ if lp is not None:
     made += save_figure(plot_learning_study(lp), "91_learning_study")
     plt.show()
 print(f"{len(made)} files written")
-"""),
-]
-
-if __name__ == "__main__":
-    write_notebook("notebooks/91_figures.ipynb", cells)

