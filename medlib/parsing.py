@@ -244,7 +244,7 @@ def qwen_json_boxes(text: str) -> tuple[Box, ...]:
     body = _unfence(text).strip()
     out: list[Box] = []
     obj = _loads(body)
-    if obj is _FAIL:
+    if obj is _FAIL and "'" in body:  # quote repair; without a quote the same text would fail again
         obj = _loads(body.replace("'", '"'))
     if obj is not _FAIL:
         _collect_json_boxes(obj, out)
@@ -537,7 +537,7 @@ def parse_medvol(text: str) -> VolumeAnswer:
     tag = _SLICE_TAG_RE.search(answer) if "<" in answer else None
     body = _unfence(_SLICE_TAG_RE.sub(" ", answer) if tag is not None else answer).strip()
     obj = _loads(body)
-    if obj is _FAIL:
+    if obj is _FAIL and "'" in body:  # quote repair; without a quote the same text would fail again
         obj = _loads(body.replace("'", '"'))
     if isinstance(obj, dict):
         key = _slice_id(obj.get("key_slice"))
