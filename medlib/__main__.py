@@ -17,22 +17,24 @@ from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .cli import existing_folder, output_folder, profile_name
+
     ap = argparse.ArgumentParser(prog="medlib", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("reproduce", help="execute the notebooks in order with papermill")
-    r.add_argument("--profile", default="smoke")
+    r.add_argument("--profile", default="smoke", type=profile_name)
     r.add_argument("--only", nargs="*", help="notebook name prefixes, e.g. 01 02_rewards")
     r.add_argument("--force", action="store_true", help="rerun notebooks whose inputs are unchanged")
     b = sub.add_parser("benchmark", help="write the embedded synthetic benchmark")
-    b.add_argument("--root", required=True, type=Path)
+    b.add_argument("--root", required=True, type=output_folder)
     b.add_argument("--profile", default="smoke")
     b.add_argument("--seed", type=int, default=0)
     cr = sub.add_parser("check-results", help="check that results files exist and their values are in range")
-    cr.add_argument("--profile", default=None, help="also require every file the batch writes at this profile")
-    cr.add_argument("--dir", default=None, type=Path, help="results folder (default results/)")
+    cr.add_argument("--profile", default=None, type=profile_name, help="also require every file the batch writes at this profile")
+    cr.add_argument("--dir", default=None, type=existing_folder, help="results folder (default results/)")
     cmp = sub.add_parser("compare-results", help="compare the metrics of two results folders (two runs, same seed)")
-    cmp.add_argument("a", type=Path)
-    cmp.add_argument("b", type=Path)
+    cmp.add_argument("a", type=existing_folder)
+    cmp.add_argument("b", type=existing_folder)
     cmp.add_argument("--abs-tol", type=float, default=0.0, help="largest difference accepted (default 0: identical)")
     s = sub.add_parser("strip-notebooks", help="remove outputs from notebooks")
     s.add_argument("dir", nargs="?", default="notebooks", type=Path)
@@ -47,7 +49,13 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     if args.cmd == "reproduce":
-        from .reproduce import NotebookFailed, run_batch
+        from .reproduce import NotebookFailed, list_notebooks, run_batch
+
+        if args.only is not None:
+            try:
+                list_notebooks(None, args.only)
+            except ValueError as e:
+                ap.error(f"argument --only: {e}")  # exits with code 2
 
         try:
             runs = run_batch(args.profile, only=args.only, force=args.force)
@@ -69,7 +77,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "benchmark":
         from .benchmark import build_benchmark
 
-        summary = build_benchmark(args.root, profile=args.profile, seed=args.seed)
+        try:
+            summary = build_benchmark(args.root, profile=args.profile, seed=args.seed)
+        except ValueError as e:  # an unknown benchmark profile, a bad seed
+            ap.error(str(e))
         print(summary)
         return 0
     if args.cmd == "strip-notebooks":

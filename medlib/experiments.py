@@ -12,7 +12,6 @@ notebook is interrupted: a rerun resumes each unfinished run from its last check
 
 from __future__ import annotations
 
-import copy
 import json
 import re
 import shutil
@@ -26,7 +25,7 @@ import pandas as pd
 
 from .evaluate.provenance import config_hash
 from .paths import repo_path, results_dir
-from .train.config import RunConfig, config_from_dict, parse_overrides
+from .train.config import RunConfig, config_from_dict
 
 DONE = "done.json"
 STARTED = "experiment.json"
@@ -49,23 +48,6 @@ class Variant:
             raise ValueError(f"variant name {self.name!r}: use letters, digits, '_', '.', '+', '-'")
 
 
-def _nested(over: dict[str, Any] | list[str]) -> dict[str, Any]:
-    return parse_overrides(list(over)) if isinstance(over, list) else copy.deepcopy(over)
-
-
-#: config mappings that an override replaces whole instead of merging key by key: a reward set
-#: ``{name: weight}`` is the set of rewards a run optimises, so removing one must remove it
-REPLACED = ("rewards",)
-
-
-def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(base)
-    for k, v in over.items():
-        merge = isinstance(v, dict) and isinstance(out.get(k), dict) and k not in REPLACED
-        out[k] = _merge(out[k], v) if merge else copy.deepcopy(v)
-    return out
-
-
 def variant_config(base: RunConfig, variant: Variant, start_model: str | Path, group: str, seed: int) -> RunConfig:
     """The run config of ``variant``: only its stage enabled, starting from ``start_model``,
     named ``<variant>_seed<seed>`` under ``<output_dir>/<group>/``."""
@@ -78,7 +60,7 @@ def variant_config(base: RunConfig, variant: Variant, start_model: str | Path, g
     d["name"] = f"{variant.name}_seed{seed}"
     d["output_dir"] = str(Path(base.output_dir) / group)
     d["seed"] = seed
-    return config_from_dict(_merge(d, _nested(variant.overrides)))
+    return config_from_dict(d, variant.overrides)  # the CLI's merge: a reward set is replaced whole
 
 
 STAGES = ("vision", "sft", "grpo")
@@ -217,7 +199,7 @@ def run_ablation(base: RunConfig, start_model: str | Path, variants: Sequence[Va
     rows = []
     for seed in seeds:
         if include_start:
-            cfg = config_from_dict(_merge(base.to_dict(), {"seed": seed}))
+            cfg = config_from_dict(base.to_dict(), {"seed": seed})
             s = evaluate_model(cfg, start_model, eval_root / f"{include_start}_seed{seed}{suffix}", split=split,
                                segmenter=segmenter, limit=limit, profile=profile)
             rows.append({"variant": include_start, "seed": seed, "stage": "start", "steps": 0,

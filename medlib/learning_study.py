@@ -98,13 +98,14 @@ def load_study(stem: str = "learning") -> dict[str, pd.DataFrame] | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m medlib.learning_study", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--config", default="configs/medground/smoke.yaml")
+    from .cli import RunConfigParser, positive_int, results_stem
+
+    ap = RunConfigParser(prog="python -m medlib.learning_study", description=__doc__, resolve=repo_path,
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_config_arguments(config_default="configs/medground/smoke.yaml")  # --config, repeatable --set
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE")
-    ap.add_argument("--limit", type=int, default=None, help="evaluate on the first N test records")
-    ap.add_argument("--out", default=None,
+    ap.add_argument("--limit", type=positive_int, default=None, help="evaluate on the first N test records")
+    ap.add_argument("--out", default=None, type=results_stem,
                     help="results stem (default results/learning_study_<config stem>[+<overrides>])")
     args = ap.parse_args(argv)
 

@@ -41,24 +41,22 @@ def summary(cfg: RunConfig) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m medlib.train", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    from ..cli import RunConfigParser
+
+    ap = RunConfigParser(prog="python -m medlib.train", description=__doc__,
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("stage", choices=("check", "vision", "sft", "grpo", "all"))
-    ap.add_argument("--config", required=True, help="YAML run config, e.g. configs/medground/smoke.yaml")
-    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
-                    help="override config values, e.g. grpo.max_steps=10 data.max_samples=32")
-    args = ap.parse_args(argv)
-
-    from .config import load_config
-
-    try:
-        cfg = load_config(args.config, args.set)
-    except ConfigError as e:
-        print(f"config error: {e}", file=sys.stderr)
-        return 2
+    ap.add_config_arguments(set_help="override config values")
+    args = ap.parse_args(argv)  # exits with code 2 and one sentence on a bad config or override
+    cfg = args.run_config
     print(summary(cfg))
     if args.stage == "check":
-        return 0
+        from .preflight import missing_paths
+
+        problems = missing_paths(cfg)
+        for p in problems:
+            print(f"config error: {p}", file=sys.stderr)
+        return 2 if problems else 0
     from ..data.io import DatasetError
     from ..models.load import ModelLoadError
     from .grpo import run_grpo

@@ -14,6 +14,7 @@ or a nested dict. ``batch_size`` of a GRPO stage counts *prompts* per device, ea
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import re
@@ -380,6 +381,40 @@ def _check_vision(cfg: RunConfig) -> None:
                "base would ignore the vision warm-up; set it to vision (or vision.enabled: false)")
 
 
+def _check_tiny(sizes: dict[str, Any], spec_cls: type) -> None:
+    """``model.tiny``: whole numbers of the right sign (seed >= 0, every size >= 1) that make a
+    consistent :class:`medlib.models.TinyQwenSpec`."""
+    hints = typing.get_type_hints(spec_cls)
+    for k, v in sizes.items():
+        where = f"model.tiny.{k}"
+        if hints[k] is int:
+            _check(isinstance(v, int) and not isinstance(v, bool), where, f"must be a whole number, got {v!r}")
+            _check(v >= (0 if k == "seed" else 1), where, f"must be >= {0 if k == 'seed' else 1}, got {v}")
+        elif hints[k] is float:
+            _check(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and v > 0, where,
+                   f"must be a number > 0, got {v!r}")
+        else:
+            _check(isinstance(v, list | tuple) and all(isinstance(x, int) and x >= 1 for x in v), where,
+                   f"must be a list of whole numbers >= 1, got {v!r}")
+    try:
+        spec_cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in sizes.items()}).check()
+    except ValueError as e:
+        raise ConfigError(f"model.tiny: {e}") from None
+
+
+def _check_source_function(source: str) -> None:
+    """``data.source`` of the form ``package.module:function``: the module imports and has it."""
+    import importlib
+
+    module, _, fn = source.partition(":")
+    try:
+        mod = importlib.import_module(module)
+    except ImportError as e:
+        raise ConfigError(f"data.source: cannot import {module!r} ({e}); give one of {SOURCES} or an "
+                          "importable 'package.module:function'") from None
+    _check(callable(getattr(mod, fn, None)), "data.source", f"module {module!r} has no function {fn!r}")
+
+
 def validate(cfg: RunConfig) -> RunConfig:
     """Check every value of ``cfg`` (device-independent checks; see :func:`check_device`)."""
     _check(cfg.paper in PAPERS, "paper", f"must be one of {PAPERS}, got {cfg.paper!r}")
@@ -407,9 +442,12 @@ def validate(cfg: RunConfig) -> RunConfig:
 
         bad = sorted(set(m.tiny) - set(TinyQwenSpec.__dataclass_fields__))
         _check(not bad, "model.tiny", f"unknown size(s) {bad}; valid: {sorted(TinyQwenSpec.__dataclass_fields__)}")
+        _check_tiny(m.tiny, TinyQwenSpec)
     d = cfg.data
     _check(d.source in SOURCES or bool(_SOURCE_FN.match(d.source)), "data.source",
            f"must be one of {SOURCES} or 'package.module:function', got {d.source!r}")
+    if d.source not in SOURCES:
+        _check_source_function(d.source)
     if d.source == "m3d_seg":
         _check(len(d.subsets) > 0, "data.subsets", "m3d_seg needs the M3D-Seg dataset ids to use, e.g. [\"0004\"]")
     if d.template:
@@ -481,51 +519,138 @@ def check_device(cfg: RunConfig) -> str:
 
 
 # ------------------------------------------------------------------------ loading
-def parse_overrides(items: list[str] | None) -> dict[str, Any]:
-    """``["grpo.beta=0", "data.sizes={train: 8}"]`` -> nested dict (values parsed as YAML)."""
+#: mappings that an override replaces whole instead of merging key by key, by path: a reward set
+#: ``{name: weight}`` is the set of rewards a run optimises, so an override that gives one without
+#: the semantic reward drops it (MedGround-R1 Table 3's ablation). A dotted override *into* the
+#: set (``grpo.rewards.spatial=2``) changes that one weight.
+REPLACED_WHOLE = (("grpo", "rewards"),)
+_OVERRIDE_KEY = re.compile(r"[\w-]+(?:\.[\w-]+)*")
+
+
+def merge_config(base: dict[str, Any], over: dict[str, Any], _path: tuple[str, ...] = ()) -> dict[str, Any]:
+    """``base`` with ``over`` merged in (neither is modified): mappings merge key by key, except
+    those of :data:`REPLACED_WHOLE`, which ``over`` replaces; any other value replaces."""
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        path = (*_path, k)
+        merge = isinstance(v, dict) and isinstance(out.get(k), dict) and path not in REPLACED_WHOLE
+        out[k] = merge_config(out[k], v, path) if merge else copy.deepcopy(v)
+    return out
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    """``"grpo.beta=0"`` -> ``("grpo.beta", 0)``, the value read as YAML; one ConfigError
+    sentence naming the key when the item or its value is malformed."""
     import yaml
 
-    out: dict[str, Any] = {}
-    for item in items or []:
-        if "=" not in item:
-            raise ConfigError(f"override {item!r} must look like section.key=value")
-        key, raw = item.split("=", 1)
-        node = out
-        parts = key.strip().split(".")
-        for p in parts[:-1]:
-            node = node.setdefault(p, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"override {item!r} conflicts with another override of {p}")
-        node[parts[-1]] = yaml.safe_load(raw)
+    if not isinstance(item, str) or "=" not in item:
+        raise ConfigError(f"override {item!r} must look like section.key=value, e.g. grpo.beta=0")
+    key, raw = (part.strip() for part in item.split("=", 1))
+    if not _OVERRIDE_KEY.fullmatch(key):
+        raise ConfigError(f"override {item!r}: {key!r} is not a dotted config key such as grpo.beta")
+    try:
+        return key, yaml.safe_load(raw)
+    except yaml.YAMLError as e:
+        why = getattr(e, "problem", None) or type(e).__name__
+        raise ConfigError(f"{key}: the override value {raw!r} is not valid YAML ({why}); close its brackets "
+                          "or quote it") from None
+
+
+def _field_type(path: list[str]) -> Any:
+    """The annotation of the config field at ``path`` (Any below a free-form mapping);
+    ConfigError naming the first unknown key."""
+    tp: Any = RunConfig
+    for i, part in enumerate(path):
+        if not dataclasses.is_dataclass(tp):
+            return Any  # inside a {name: value} mapping such as grpo.rewards or model.tiny
+        fields = {f.name for f in dataclasses.fields(tp)}
+        if part not in fields:
+            where = ".".join(path[:i])
+            raise ConfigError(f"unknown config key {'.'.join(path[: i + 1])}; valid keys"
+                              f"{' of ' + where if where else ''}: {', '.join(sorted(fields))}")
+        tp = typing.get_type_hints(tp)[part]
+    return tp
+
+
+def check_override(item: str) -> tuple[str, Any]:
+    """:func:`parse_override`, plus: the key exists and the value has the field's type."""
+    key, value = parse_override(item)
+    tp = _field_type(key.split("."))
+    if tp is not Any:
+        _coerce(value, tp, key)
+    return key, value
+
+
+def apply_override(data: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
+    """``data`` with ``value`` set at the dotted ``key`` (a mapping value merges into a mapping
+    there, as :func:`merge_config` does)."""
+    path = key.split(".")
+    out = copy.deepcopy(data)
+    node = out
+    for i, part in enumerate(path[:-1]):
+        nxt = node.get(part)
+        if nxt is None and tuple(path[: i + 1]) in REPLACED_WHOLE:
+            raise ConfigError(f"{key}: {'.'.join(path[: i + 1])} is the paper's default set here; give the whole "
+                              f"set instead, e.g. {'.'.join(path[: i + 1])}={{format: 1, spatial: 1}}")
+        if nxt is None:
+            nxt = node[part] = {}
+        if not isinstance(nxt, dict):
+            raise ConfigError(f"override {key}: {'.'.join(path[: i + 1])} is {nxt!r}, not a mapping")
+        node = nxt
+    node.update(merge_config(node, {path[-1]: value}, tuple(path[:-1])))
     return out
 
 
-def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for k, v in over.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
+def apply_overrides(data: dict[str, Any], items: list[str] | tuple[str, ...] | None) -> dict[str, Any]:
+    """Every ``"section.key=value"`` of ``items`` applied to ``data``, in order (a later one wins)."""
+    for item in items or ():
+        data = apply_override(data, *parse_override(item))
+    return data
 
 
-def config_from_dict(data: dict[str, Any], overrides: dict[str, Any] | list[str] | None = None) -> RunConfig:
-    """A validated :class:`RunConfig` from a nested dict plus overrides."""
+def parse_overrides(items: list[str] | None) -> dict[str, Any]:
+    """``["grpo.beta=0", "data.sizes={train: 8}"]`` -> nested dict (values parsed as YAML)."""
+    return apply_overrides({}, items)
+
+
+def config_from_dict(data: dict[str, Any], overrides: dict[str, Any] | list[str] | tuple[str, ...] | None = None) -> RunConfig:
+    """A validated :class:`RunConfig` from a nested dict plus overrides: ``"section.key=value"``
+    strings applied in order (:func:`apply_overrides`) or a nested dict (:func:`merge_config`)."""
     if not isinstance(data, dict):
         raise ConfigError(f"a run config must be a mapping, got {type(data).__name__}")
-    over = parse_overrides(overrides) if isinstance(overrides, list) else (overrides or {})
-    return validate(_build(RunConfig, _merge(data, over)))
+    if isinstance(overrides, list | tuple):
+        merged = apply_overrides(data, list(overrides))
+    else:
+        merged = merge_config(data, overrides or {})
+    return validate(_build(RunConfig, merged))
 
 
-def load_config(path: str | Path, overrides: dict[str, Any] | list[str] | None = None) -> RunConfig:
-    """Read a YAML run config (see ``configs/<paper>/*.yaml``) and validate it."""
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The mapping of a YAML config file; one ConfigError sentence when it is missing, not
+    UTF-8 text or not valid YAML."""
     import yaml
 
     p = Path(path)
     if not p.is_file():
-        raise ConfigError(f"{p}: config file not found")
+        raise ConfigError(f"{p}: config file not found" + (" (it is a folder)" if p.is_dir() else ""))
     try:
-        data = yaml.safe_load(p.read_text()) or {}
+        text = p.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{p}: not UTF-8 text (byte {e.start} is 0x{e.object[e.start]:02x}); save the file "
+                          "as UTF-8") from None
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        raise ConfigError(f"{p}: not valid YAML ({e})") from e
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise ConfigError(f"{p}: not valid YAML{where} ({getattr(e, 'problem', None) or type(e).__name__})") from None
+    return {} if data is None else data
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | list[str] | None = None) -> RunConfig:
+    """Read a YAML run config (see ``configs/<paper>/*.yaml``) and validate it."""
+    p = Path(path)
+    data = read_config_file(p)
     try:
         return config_from_dict(data, overrides)
     except ConfigError as e:

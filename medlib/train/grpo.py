@@ -79,6 +79,7 @@ def reward_set(cfg: RunConfig) -> tuple[list[Callable], list[float]]:
     segmenter given by its spec (``"litemedsam"``, ``"medsam2:/path/ckpt.pt"``) is built here, and an
     ``embedded`` semantic scorer trained here if its cache is missing."""
     from ..rewards.registry import build_reward_set
+    from .preflight import build_segmenter_at_start, load_reward_models
 
     opts = dict(cfg.grpo.reward_options)
     if cfg.paper == "medground" and isinstance(opts.get("semantic_scorer"), str):
@@ -88,10 +89,10 @@ def reward_set(cfg: RunConfig) -> tuple[list[Callable], list[float]]:
 
         ensure_trained(opts["semantic_scorer"])
     if isinstance(opts.get("segmenter"), str | dict):
-        from ..segment import build_segmenter
-
-        opts["segmenter"] = build_segmenter(opts["segmenter"])
-    return build_reward_set(cfg.paper, cfg.grpo.rewards, **opts)
+        opts["segmenter"] = build_segmenter_at_start(opts["segmenter"])
+    funcs, weights = build_reward_set(cfg.paper, cfg.grpo.rewards, **opts)
+    load_reward_models(funcs)  # a scorer that cannot be loaded fails here, not at the first parseable box
+    return funcs, weights
 
 
 def run_grpo(
@@ -111,6 +112,7 @@ def run_grpo(
     from trl import GRPOTrainer
 
     from .datasets import build_rows, load_records, to_dataset
+    from .preflight import check_paths
 
     cfg = as_config(cfg, overrides)
     if not cfg.grpo.enabled:
@@ -118,15 +120,16 @@ def run_grpo(
     device = check_device(cfg)
     init_distributed(device)
     run_dir = cfg.run_dir(STAGE)
+    check_paths(cfg)
+    if reward_funcs is None:  # models the rewards use load first: a bad one fails before data or training
+        funcs, weights = reward_set(cfg)
     with main_process_first():
         records = load_records(cfg, cfg.data.train_split) if train_dataset is None else []
     model_path = resolve_init_model(cfg, cfg.grpo, STAGE, records)
     processor = stage_processor(cfg, model_path)
     if train_dataset is None:
         train_dataset = to_dataset(build_rows(cfg, records, processor, with_completion=False))
-    if reward_funcs is None:
-        funcs, weights = reward_set(cfg)
-    else:
+    if reward_funcs is not None:
         funcs = list(reward_funcs)
         weights = list(reward_weights) if reward_weights is not None else [1.0] * len(funcs)
         if len(weights) != len(funcs):
