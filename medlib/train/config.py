@@ -385,6 +385,8 @@ def validate(cfg: RunConfig) -> RunConfig:
     _check(cfg.paper in PAPERS, "paper", f"must be one of {PAPERS}, got {cfg.paper!r}")
     _check(bool(re.fullmatch(r"[\w.+-]+(/[\w.+-]+)*", cfg.name or "")), "name",
            f"must be a non-empty folder name (letters, digits, _ . + -), got {cfg.name!r}")
+    _check(not {".", ".."} & set((cfg.name or "").split("/")), "name",
+           f"must stay inside output_dir (no '.' or '..' parts), got {cfg.name!r}")
     _check(cfg.device in DEVICES, "device", f"must be one of {DEVICES}, got {cfg.device!r}")
     _check(all(r in ("tensorboard", "none") for r in cfg.report_to), "report_to",
            f"supported: tensorboard, none; got {cfg.report_to}")
