@@ -78,6 +78,8 @@ class DataConfig:
     m3d_refseg, m3d_seg; tests: toy2d, toy3d; or ``"package.module:function"``."""
     root: str = "build/data/chest"
     """Dataset folder (relative paths are relative to the repository root)."""
+    allow_outside_root: bool = False
+    """Accept image / volume paths in the annotation files that resolve outside ``root``."""
     subsets: list[str] = field(default_factory=list)
     """m3d_seg: M3D-Seg dataset ids to use (e.g. 0003 AbdomenCT-1k, 0004 KiTS23, 0012 CT-ORG)."""
     train_split: str = "train"
