@@ -154,6 +154,7 @@ def test_corrupted_newest_checkpoint_falls_back_and_ends_at_the_planned_step(run
     err = capsys.readouterr().err
     assert "resuming from checkpoint-2" in err and reason in err
     assert (run_dir / "incomplete_checkpoints" / "checkpoint-3").is_dir()
+    assert json.loads((run_dir / "provenance.json").read_text())["resumed_from"] == "checkpoint-2"
     _assert_resumed_like_reference(res, ref_weights, run_dir)
 
 

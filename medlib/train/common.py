@@ -268,6 +268,10 @@ def last_checkpoint(run_dir: Path) -> str | None:
         ckpt, line = newest_complete_checkpoint(run_dir, move=state.is_main_process)
     if line and state.is_main_process:
         print(line, file=sys.stderr)
+        prov = run_dir / "provenance.json"
+        if prov.is_file():  # the run files say what this run resumed from
+            info = json.loads(prov.read_text()) | {"resumed_from": ckpt.name if ckpt else None, "resume_note": line}
+            prov.write_text(json.dumps(info, indent=1, default=str))
     return str(ckpt) if ckpt is not None else None
 
 
