@@ -6,7 +6,8 @@
   compare-results A B [--abs-tol 0]                          same metrics in two results folders (determinism)
   strip-notebooks [DIR]                                      remove notebook outputs
   data fetch NAME --root DATA_ROOT [--hub-id ID]             download a real dataset (or print the steps)
-  data check --root DATA_ROOT                                read every real dataset present, count records
+  data check --root DATA_ROOT [--allow-outside-root]         read every real dataset present, open every
+                                                             image and volume, report the bad ones
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("--hub-id", default=None)
     c = dsub.add_parser("check")
     c.add_argument("--root", required=True, type=Path)
+    c.add_argument("--allow-outside-root", action="store_true",
+                   help="accept image paths in the annotation files that resolve outside the dataset folder")
     args = ap.parse_args(argv)
 
     if args.cmd == "reproduce":
@@ -97,14 +100,19 @@ def main(argv: list[str] | None = None) -> int:
             if args.data_cmd == "fetch":
                 print(fetch(args.name, args.root, args.hub_id))
                 return 0
-            rows = check(args.root)
+            rows = check(args.root, allow_outside_root=args.allow_outside_root)
         except (DatasetError, ValueError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 1
         for r in rows:
             what = f"{r['records']} records" if r["records"] is not None else r["error"]
+            if r["records"] is not None:
+                what += f", files opened: {r['records'] - r['bad']} ok, {r['bad']} bad"
+                what += f", {r['clipped']} box(es) clipped to their image" if r["clipped"] else ""
             print(f"{r['dataset']:<12} {r['split']:<6} {what}")
-        return 1 if any(r["error"] not in ("", "absent") for r in rows) else 0
+            for p in r["problems"]:
+                print(f"  bad: {p}")
+        return 1 if any(r["error"] not in ("", "absent") or r["bad"] for r in rows) else 0
     return 2
 
 

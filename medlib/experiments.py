@@ -26,6 +26,8 @@ import pandas as pd
 from .evaluate.provenance import config_hash
 from .paths import repo_path, results_dir
 from .train.config import RunConfig, config_from_dict
+from .train.run_folder import STAGES, stage_key  # noqa: F401 - stage_key is part of this module's API
+from .train.run_folder import move_aside as _move_aside
 
 DONE = "done.json"
 STARTED = "experiment.json"
@@ -63,29 +65,6 @@ def variant_config(base: RunConfig, variant: Variant, start_model: str | Path, g
     return config_from_dict(d, variant.overrides)  # the CLI's merge: a reward set is replaced whole
 
 
-STAGES = ("vision", "sft", "grpo")
-
-
-def stage_key(cfg: RunConfig, stage: str) -> str:
-    """The hash that decides whether ``stage``'s finished run can be reused: the config without
-    the sections of stages that ``stage`` does not start from (a GRPO learning-rate sweep must
-    not retrain the SFT start it begins with), plus, when ``stage`` (or the stage it starts
-    from) begins from a model folder that :func:`train_variant` wrote, that run's own key (a
-    GRPO arm is retrained when its SFT start was)."""
-    d = cfg.to_dict()
-    chain = [stage]
-    while d[chain[-1]]["init_from"] in ("vision", "sft"):
-        chain.append(d[chain[-1]]["init_from"])
-    for other in STAGES:
-        if other not in chain:
-            d.pop(other)
-    init = d[chain[-1]]["init_from"]
-    if init != "base":
-        done = repo_path(init).parent / DONE
-        d["init_run"] = json.loads(done.read_text()).get("config_hash") if done.is_file() else None
-    return config_hash(d)
-
-
 def train_variant(cfg: RunConfig, stage: str) -> dict[str, Any]:
     """Train ``stage`` of ``cfg`` unless a finished run with the same :func:`stage_key` exists; returns
     ``{"model_dir", "steps", "train_seconds", "reused"}``. An interrupted run of the same config
@@ -112,17 +91,6 @@ def train_variant(cfg: RunConfig, stage: str) -> dict[str, Any]:
             "train_seconds": round(time.perf_counter() - t0, 1), "metrics_csv": str(res.metrics_csv)}
     done.write_text(json.dumps(info, indent=1))
     return info | {"reused": False}
-
-
-def _move_aside(run_dir: Path, name: str) -> Path:
-    """Rename ``run_dir`` to ``name`` beside it, or ``name-2``, ``name-3``... when a run of the same
-    key was moved aside before (switching back and forth between two configs)."""
-    target, n = run_dir.with_name(name), 1
-    while target.exists():
-        n += 1
-        target = run_dir.with_name(f"{name}-{n}")
-    run_dir.rename(target)
-    return target
 
 
 def start_run(cfg: RunConfig) -> dict[str, Any]:

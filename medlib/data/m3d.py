@@ -96,11 +96,13 @@ def read_refseg_csv(path: Path) -> list[dict]:
     return rows
 
 
-def _resolve(root: Path, rel: str, where: str) -> Path:
+def _resolve(root: Path, rel: str, where: str, allow_outside_root: bool = False) -> Path:
+    from .checks import inside_root
+
     p = Path(rel)
     for cand in ([p] if p.is_absolute() else [root / p, root.parent / p]):
         if cand.is_file():
-            return cand
+            return inside_root(cand, root, where, allow_outside_root)
     raise DatasetError(f"{where}: file {rel!r} not found under {root}")
 
 
@@ -148,8 +150,10 @@ def _case_texts(case_dir: Path) -> dict[int, str]:
         raise DatasetError(f"{p}: keys must be integer mask ids ({e})") from e
 
 
-def load_m3d_refseg(root: str | Path, split: str, queries: str = "qa") -> list[Grounding3D]:
-    """M3D-RefSeg records of ``split`` (see the module docstring for the layout)."""
+def load_m3d_refseg(root: str | Path, split: str, queries: str = "qa", *,
+                    allow_outside_root: bool = False) -> list[Grounding3D]:
+    """M3D-RefSeg records of ``split`` (see the module docstring for the layout); a volume or
+    mask path that leaves ``root`` is an error unless ``allow_outside_root``."""
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"{root}: M3D-RefSeg root directory not found")
@@ -163,8 +167,8 @@ def load_m3d_refseg(root: str | Path, split: str, queries: str = "qa") -> list[G
     if queries == "qa":
         for r in rows:
             where = f"{path}, line {r['line']}"
-            img = _resolve(root, r["Image"], where)
-            msk = _resolve(root, r["Mask"], where)
+            img = _resolve(root, r["Image"], where, allow_outside_root)
+            msk = _resolve(root, r["Mask"], where, allow_outside_root)
             if img not in spacing:
                 spacing[img] = _nifti_spacing(img) if img.name.endswith((".nii", ".nii.gz")) else (1.0, 1.0, 1.0)
             case = img.parent.name
@@ -188,8 +192,8 @@ def load_m3d_refseg(root: str | Path, split: str, queries: str = "qa") -> list[G
     cases: dict[Path, dict[int, Path]] = {}
     for r in rows:
         where = f"{path}, line {r['line']}"
-        img = _resolve(root, r["Image"], where)
-        cases.setdefault(img, {})[r["Mask_ID"]] = _resolve(root, r["Mask"], where)
+        img = _resolve(root, r["Image"], where, allow_outside_root)
+        cases.setdefault(img, {})[r["Mask_ID"]] = _resolve(root, r["Mask"], where, allow_outside_root)
     for img, masks in cases.items():
         texts = _case_texts(img.parent)
         sp = _nifti_spacing(img) if img.name.endswith((".nii", ".nii.gz")) else (1.0, 1.0, 1.0)
@@ -273,7 +277,8 @@ def _convert_seg_case(image_path: Path, mask_path: Path, out_dir: Path, stem: st
 
 
 def load_m3d_seg(
-    root: str | Path, dataset_id: str, split: str, cache_dir: str | Path | None = None
+    root: str | Path, dataset_id: str, split: str, cache_dir: str | Path | None = None, *,
+    allow_outside_root: bool = False,
 ) -> list[Grounding3D]:
     """M3D-Seg subset ``dataset_id`` (e.g. ``"0011"``): one record per (case, label present);
     the query is the label name. Cases are converted once to ``[z, y, x]`` ``.npy`` files
@@ -297,8 +302,8 @@ def load_m3d_seg(
         where = f"{jpath}, {split}[{i}]"
         if not isinstance(entry, dict) or not all(isinstance(entry.get(k), str) for k in ("image", "label")):
             raise DatasetError(f"{where}: expected {{'image': path, 'label': path}}, got {entry!r}")
-        img = _resolve(root, entry["image"], where)
-        msk = _resolve(root, entry["label"], where)
+        img = _resolve(root, entry["image"], where, allow_outside_root)
+        msk = _resolve(root, entry["label"], where, allow_outside_root)
         case = img.parent.name
         side = cache / split / f"{case}.json"
         if side.is_file():
@@ -412,6 +417,9 @@ def _canonical(path: Path) -> tuple[np.ndarray, tuple[float, float, float]]:
             a = a[..., 0]
         if a.ndim != 3:
             raise DatasetError(f"{path}: expected a 3D volume, got shape {a.shape}")
+        from .checks import require_finite
+
+        require_finite(a, path)
         z = img.header.get_zooms()[:3]
         return a, (float(z[0]), float(z[1]), float(z[2]))
     from .io import read_volume

@@ -79,6 +79,8 @@ class DataConfig:
     m3d_refseg, m3d_seg; tests: toy2d, toy3d; or ``"package.module:function"``."""
     root: str = "build/data/chest"
     """Dataset folder (relative paths are relative to the repository root)."""
+    allow_outside_root: bool = False
+    """Accept image / volume paths in the annotation files that resolve outside ``root``."""
     subsets: list[str] = field(default_factory=list)
     """m3d_seg: M3D-Seg dataset ids to use (e.g. 0003 AbdomenCT-1k, 0004 KiTS23, 0012 CT-ORG)."""
     train_split: str = "train"
@@ -420,6 +422,8 @@ def validate(cfg: RunConfig) -> RunConfig:
     _check(cfg.paper in PAPERS, "paper", f"must be one of {PAPERS}, got {cfg.paper!r}")
     _check(bool(re.fullmatch(r"[\w.+-]+(/[\w.+-]+)*", cfg.name or "")), "name",
            f"must be a non-empty folder name (letters, digits, _ . + -), got {cfg.name!r}")
+    _check(not {".", ".."} & set((cfg.name or "").split("/")), "name",
+           f"must stay inside output_dir (no '.' or '..' parts), got {cfg.name!r}")
     _check(cfg.device in DEVICES, "device", f"must be one of {DEVICES}, got {cfg.device!r}")
     _check(all(r in ("tensorboard", "none") for r in cfg.report_to), "report_to",
            f"supported: tensorboard, none; got {cfg.report_to}")
