@@ -91,6 +91,7 @@ def stage_key(cfg: RunConfig, stage: str) -> str:
     from) begins from a model folder that :func:`train_variant` wrote, that run's own key (a
     GRPO arm is retrained when its SFT start was)."""
     d = cfg.to_dict()
+    d.pop("evaluation", None)  # evaluation settings never change what a stage trains
     chain = [stage]
     while d[chain[-1]]["init_from"] in ("vision", "sft"):
         chain.append(d[chain[-1]]["init_from"])
@@ -185,7 +186,8 @@ def evaluate_model(cfg: RunConfig, model_dir: str | Path, out_dir: Path, *, spli
                         slice_size=cfg.data.slice_size, **common)
     else:
         s = evaluate_2d(model, processor, records, paper=cfg.paper, template=cfg.template, segmenter=segmenter,
-                        **common)
+                        repetition_penalty=cfg.evaluation.repetition_penalty,
+                        metric_variant=cfg.evaluation.metric_variant, **common)
     s["medlib_experiment_key"] = key
     summary.write_text(json.dumps(s, indent=1, default=str))
     return s

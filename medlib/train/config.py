@@ -208,6 +208,22 @@ class GRPOStage(StageConfig):
 
 
 @dataclass
+class EvalSettings:
+    """Held-out evaluation (``python -m medlib.evaluate``, :func:`medlib.experiments.evaluate_model`);
+    decoding is greedy. Not part of any training stage's cache key."""
+
+    repetition_penalty: float = 1.0
+    """Decoding repetition penalty (MedReasoner App. D.1: 1.05; 1: none)."""
+    metric_variant: str = "official"
+    """MedReasoner's IoU / pDice / mask Dice: ``official`` (its public evaluation code, which
+    produced its tables) or ``paper`` (Eq. 5 and the textbook definitions); see
+    :data:`medlib.metrics.MEDREASONER_VARIANTS`."""
+    segmenter: str | None = None
+    """Segmenter of the mask Dice (MedReasoner) and the propagation (MedVol-R1): ``litemedsam`` or
+    ``medsam2:<checkpoint>``. None: the reward's segmenter, else LiteMedSAM (said when used)."""
+
+
+@dataclass
 class RunConfig:
     paper: str
     """medground, medreasoner or medvol."""
@@ -231,6 +247,7 @@ class RunConfig:
     vision: VisionStage = field(default_factory=VisionStage)
     sft: SFTStage = field(default_factory=lambda: SFTStage(enabled=False))
     grpo: GRPOStage = field(default_factory=GRPOStage)
+    evaluation: EvalSettings = field(default_factory=EvalSettings)
 
     # ------------------------------------------------------------------ derived
     @property
@@ -442,6 +459,12 @@ def validate(cfg: RunConfig) -> RunConfig:
     _check(cfg.sft.max_length is None or cfg.sft.max_length >= 16, "sft.max_length",
            f"must be >= 16 or null, got {cfg.sft.max_length}")
     _check(cfg.sft.init_from != "sft", "sft.init_from", "an SFT stage cannot start from its own result")
+    e = cfg.evaluation
+    _check(e.repetition_penalty > 0, "evaluation.repetition_penalty", f"must be > 0, got {e.repetition_penalty}")
+    from ..metrics import MEDREASONER_VARIANTS
+
+    _check(e.metric_variant in MEDREASONER_VARIANTS, "evaluation.metric_variant",
+           f"must be one of {MEDREASONER_VARIANTS}, got {e.metric_variant!r}")
     g = cfg.grpo
     _check(g.num_generations >= 2, "grpo.num_generations", f"GRPO needs >= 2 generations, got {g.num_generations}")
     _check(g.beta >= 0, "grpo.beta", f"must be >= 0, got {g.beta}")
