@@ -366,6 +366,29 @@ def build_tables(out_dir: Path | None = None) -> pd.DataFrame:
     return pd.DataFrame(index)
 
 
+MODEL_NAMES = {"tiny": "tiny Qwen2.5-VL"}
+"""Our model's name in a row: the config's ``model.name_or_path`` (a hub id: its last part)."""
+
+
+def our_model(cfg) -> str:
+    """What our rows call the model of ``cfg`` (``tiny`` -> "tiny Qwen2.5-VL")."""
+    name = cfg.model.name_or_path
+    return MODEL_NAMES.get(name, str(name).rstrip("/").split("/")[-1])
+
+
+def our_data(cfg) -> str:
+    """What our rows call the data of ``cfg``: the embedded benchmark with its image size or
+    slices ("embedded chest 112 px"), or a real dataset as our copy of it."""
+    d = cfg.data
+    real = {"mscxr": "MS-CXR", "chestxray8": "ChestX-ray8", "umrg": "U-MRG-14K", "m3d_seg": "M3D-Seg",
+            "m3d_refseg": "M3D-RefSeg"}
+    if d.source in real:
+        return f"{real[d.source]} (our copy, {', '.join(d.subsets) + ' ' if d.subsets else ''}test split)"
+    if cfg.paper == "medvol":
+        return f"embedded {d.source} volumes, {d.n_slices} slices"
+    return f"embedded {d.source} {d.image_size} px"
+
+
 def ours_rows(result: Mapping, method: str, setting: str, metrics: Mapping[str, str] | Iterable[str], **labels) -> list[dict]:
     """Rows for :func:`write_ours` from one flat result (a row of
     :func:`medlib.experiments.run_ablation`: ``<metric>``, ``<metric>_lo``, ``<metric>_hi``, ``n``).

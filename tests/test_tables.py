@@ -180,3 +180,16 @@ def test_table4s_show_the_committed_measurements(results):
 
     with pytest.raises(MeasuredDataError, match="learning_study_smoke.json: no field 'per_seed'"):
         paper_layout("medground-r1", "4")
+
+
+def test_our_model_and_data_names_come_from_the_config():
+    from medlib.paths import REPO
+    from medlib.tables import our_data, our_model
+    from medlib.train.config import load_config
+
+    smoke = load_config(REPO / "configs" / "medground" / "smoke.yaml")
+    assert (our_model(smoke), our_data(smoke)) == ("tiny Qwen2.5-VL", "embedded chest 112 px")
+    vol = load_config(REPO / "configs" / "medvol" / "smoke.yaml")
+    assert our_data(vol) == "embedded ct_synth volumes, 8 slices"
+    full = load_config(REPO / "configs" / "medreasoner" / "full.yaml")
+    assert our_model(full) == "Lingshu-7B" and our_data(full) == "U-MRG-14K (our copy, test split)"
