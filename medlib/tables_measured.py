@@ -5,6 +5,8 @@
   each prompt type on the embedded U-MRG-style test images. The prompts there are the ground-truth
   box and key points, not a model's answer (the paper prompts with MedReasoner-7B's), and the row
   says so.
+* MedReasoner Tables 3 (the SFT-continued control) and 5 (prompt types) from notebook 20's
+  reward-design study ``results/medreasoner_modes_<profile>.csv``.
 * MedGround-R1 Table 4 (SFT vs GRPO at equal steps) from the learning studies
   ``results/learning_study_<stem>.json`` (``python -m medlib.learning_study``): each arm's mIoU and
   Acc averaged over the study's seeds.
@@ -131,6 +133,52 @@ def learning_study_rows(folder: Path | None = None) -> list[dict[str, Any]]:
     return out
 
 
+MODES_ARMS = {"soft": "w/ RL(Soft)", "hard": "w/ RL(Hard)", "base": "w/ RL(Base)", "sft_start": "w/ SFT",
+              "sft_more": "w/ SFT continued"}
+
+
+def medreasoner_modes_rows(table: str, folder: Path | None = None) -> list[dict[str, Any]]:
+    """Rows of notebook 20's reward-design study (``results/medreasoner_modes_<profile>.csv``, seed
+    0) that its own table cell does not write: Table 3's SFT-continued control (the paper prints
+    none) and Table 5's prompt comparison, where our soft-reward arm sits beside MedReasoner-7B
+    with the same prompt. CPU profiles use the direct prompt, ``full`` the reasoning prompt, as
+    notebook 20 does; IoU and pDice there are the ``paper`` variant (MedRPG IoU, Eq. 5)."""
+    folder = Path(folder) if folder else results_dir()
+    out = []
+    for path in sorted(folder.glob("medreasoner_modes_*.csv")):
+        profile = path.stem[len("medreasoner_modes_"):]
+        df = pd.read_csv(path)
+        missing = [c for c in ("variant", "seed", "n", "refusals", "mIoU", "pDice") if c not in df.columns]
+        if missing:
+            raise MeasuredDataError(f"{path}: no column(s) {missing}; rerun notebook 20_medreasoner_train")
+        full = profile == "full"  # the configs: Lingshu-7B on U-MRG-14K; the CPU profiles: tiny, embedded
+        prompt = "reasoning prompt" if full else "direct prompt"
+        model = "Lingshu-7B" if full else MODEL_NAMES["tiny"]
+        data = "U-MRG-14K (our copy, test split)" if full else "embedded umrg_synth 112 px"
+        first = df[df["seed"] == df["seed"].min()].set_index("variant")
+        if table == "3":
+            wanted = [("sft_more", "", "")]
+        else:
+            wanted = [("soft", "MedReasoner-7B", prompt), ("sft_start", "", "")]
+        for arm, bm, bs in wanted:
+            if arm not in first.index:
+                continue
+            r = first.loc[arm]
+            steps = f", {int(r['steps'])} steps" if "steps" in r and arm == "sft_more" else ""
+            base = dict(method=f"{model} {MODES_ARMS.get(arm, arm)}{steps}", setting=prompt,
+                        stands_for="U-MRG-14K", subset="all", dataset=data, beside_method=bm,
+                        beside_setting=bs, profile=profile, n=int(r["n"]),
+                        scale=f"notebook 20's reward-design study, seed {int(df['seed'].min())}",
+                        note="IoU, pDice: the paper variant (MedRPG IoU, Eq. 5)", produced_by=_producer(path.stem))
+            for ours, metric in (("mIoU", "IoU"), ("pDice", "pDice")):
+                lo, hi = r.get(f"{ours}_lo"), r.get(f"{ours}_hi")
+                out.append(base | dict(metric=metric, value=float(r[ours]),
+                                       ci_low="" if lo is None or pd.isna(lo) else float(lo),
+                                       ci_high="" if hi is None or pd.isna(hi) else float(hi)))
+            out.append(base | dict(metric="refusals", value=float(r["refusals"]), ci_low="", ci_high=""))
+    return out
+
+
 def measured_ours(paper: str, table: str) -> pd.DataFrame:
     """Our rows of ``paper`` Table ``table`` from committed measurements, checked like the rows
     of ``results/ours/`` (:data:`medlib.tables.OURS_COLUMNS`)."""
@@ -141,6 +189,8 @@ def measured_ours(paper: str, table: str) -> pd.DataFrame:
         rows = segmenter_rows()
     elif (paper, str(table)) == ("medground-r1", "4"):
         rows = learning_study_rows()
+    elif paper == "medreasoner" and str(table) in ("3", "5"):
+        rows = medreasoner_modes_rows(str(table))
     checked = []
     for i, r in enumerate(rows):
         where = f"{r['produced_by']} row {i}"

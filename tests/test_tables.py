@@ -193,3 +193,21 @@ def test_our_model_and_data_names_come_from_the_config():
     assert our_data(vol) == "embedded ct_synth volumes, 8 slices"
     full = load_config(REPO / "configs" / "medreasoner" / "full.yaml")
     assert our_model(full) == "Lingshu-7B" and our_data(full) == "U-MRG-14K (our copy, test split)"
+
+
+def test_medreasoner_prompt_table_shows_notebook_20s_study(results):
+    """Table 5 (prompt types): our soft-reward arm beside MedReasoner-7B with the same prompt,
+    read from the reward-design study's CSV; Table 3 gains its SFT-continued control."""
+    from medlib.tables import paper_layout
+
+    rows = [dict(variant=v, seed=0, steps=12, n=60, refusals=r, mIoU=m, mIoU_lo=m - 5, mIoU_hi=m + 5, pDice=p)
+            for v, r, m, p in (("sft_start", 1, 10.0, 8.0), ("soft", 0, 11.0, 6.0), ("sft_more", 0, 9.5, 7.5))]
+    pd.DataFrame(rows).to_csv(results / "medreasoner_modes_smoke.csv", index=False)
+    df, notes = paper_layout("medreasoner", "5")
+    i = df.index[(df["method"] == "MedReasoner-7B") & (df["setting"] == "direct prompt")][0]
+    line = df.loc[i + 1]
+    assert line["_ours"] and line["method"].startswith("ours: tiny Qwen2.5-VL w/ RL(Soft), direct prompt")
+    assert (line["IoU"], line["pDice"], line["refusals"]) == ("11.00 [6.0, 16.0]", "6.00", "0")
+    assert any("paper variant" in v for v in notes.values())
+    t3, _ = paper_layout("medreasoner", "3")
+    assert any("w/ SFT continued, 12 steps" in m for m in t3["method"])
