@@ -84,6 +84,13 @@ def variant_config(base: RunConfig, variant: Variant, start_model: str | Path, g
 STAGES = ("vision", "sft", "grpo")
 
 
+GRPO_KEY_EXEMPT_AT_DEFAULT = {"rollout_batch_prompts": None, "update_batch_prompts": None,
+                              "vllm_importance_sampling_correction": False}
+"""GRPO settings that, at these values, train exactly as runs made before the settings existed
+(one rollout per optimizer step; no vLLM reweighting): left out of the key then, so that a run
+cached before they were added is reused, not retrained."""
+
+
 def stage_key(cfg: RunConfig, stage: str) -> str:
     """The hash that decides whether ``stage``'s finished run can be reused: the config without
     the sections of stages that ``stage`` does not start from (a GRPO learning-rate sweep must
@@ -92,6 +99,9 @@ def stage_key(cfg: RunConfig, stage: str) -> str:
     GRPO arm is retrained when its SFT start was)."""
     d = cfg.to_dict()
     d.pop("evaluation", None)  # evaluation settings never change what a stage trains
+    for k, default in GRPO_KEY_EXEMPT_AT_DEFAULT.items():
+        if d["grpo"].get(k, default) == default:
+            d["grpo"].pop(k, None)
     chain = [stage]
     while d[chain[-1]]["init_from"] in ("vision", "sft"):
         chain.append(d[chain[-1]]["init_from"])
