@@ -26,7 +26,7 @@ import pandas as pd
 from .evaluate.provenance import config_hash
 from .paths import repo_path, results_dir
 from .train.config import RunConfig, config_from_dict
-from .train.run_folder import STAGES, stage_key  # noqa: F401 - stage_key is part of this module's API
+from .train.run_folder import GRPO_KEY_EXEMPT_AT_DEFAULT, STAGES, stage_key  # noqa: F401 - part of this module's API
 from .train.run_folder import move_aside as _move_aside
 
 DONE = "done.json"
@@ -135,7 +135,8 @@ def evaluate_model(cfg: RunConfig, model_dir: str | Path, out_dir: Path, *, spli
                         slice_size=cfg.data.slice_size, **common)
     else:
         s = evaluate_2d(model, processor, records, paper=cfg.paper, template=cfg.template, segmenter=segmenter,
-                        **common)
+                        repetition_penalty=cfg.evaluation.repetition_penalty,
+                        metric_variant=cfg.evaluation.metric_variant, **common)
     s["medlib_experiment_key"] = key
     summary.write_text(json.dumps(s, indent=1, default=str))
     return s

@@ -224,7 +224,7 @@ plt.show()
 metrics = {
     "box IoU": box_iou(box_img, np.asarray(ex.box, float)),
     "Acc@0.5 hit": float(box_iou(box_img, np.asarray(ex.box, float)) > 0.5),
-    "pDice": float(pdice([pts_img], [np.asarray(ex.points, float)])[0]),
+    "pDice": float(pdice([pts_img], [np.asarray(ex.points, float)], "paper")[0]),  # Eq. 5 (the official code: up to 2)
     "mask Dice": dice(pred_mask, gt_mask > 0),
 }
 display(pd.Series(metrics).round(3).to_frame("reference answer"))

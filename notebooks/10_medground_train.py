@@ -56,7 +56,7 @@ from IPython.display import display
 
 from medlib.experiments import Variant, mean_over_seeds, run_ablation, start_run
 from medlib.paths import repo_path, results_dir
-from medlib.tables import ours_rows, write_ours
+from medlib.tables import our_data, our_model, ours_rows, write_ours
 from medlib.train import load_config
 from medlib.viz import save_figure
 
@@ -142,17 +142,20 @@ plt.show()
 # %%
 scale = (f"{cfg.model.name_or_path} model, {cfg.data.source} data, {cfg.grpo.max_steps} GRPO steps "
          f"from {start['steps']} SFT steps, profile {PROFILE}")
-dataset = "MS-CXR" if cfg.data.source == "mscxr" else f"embedded {cfg.data.source}"
 first = runs[runs["seed"] == SEEDS[0]].set_index("variant")
-labels = dict(stands_for="MS-CXR", dataset=dataset, profile=PROFILE, scale=scale)
-rows_for = lambda arm, setting: ours_rows(first.loc[arm], "MedGround-R1", setting, ("mIoU", "Acc"), **labels)
+labels = dict(stands_for="MS-CXR", dataset=our_data(cfg), profile=PROFILE, scale=scale)
+# our model and data name the row; the printed row it sits beside goes in beside_* (none for Table 4's step counts)
+rows_for = lambda arm, setting, beside=True: ours_rows(
+    first.loc[arm], our_model(cfg), setting, ("mIoU", "Acc"), beside_method="MedGround-R1" if beside else "",
+    beside_setting=setting if beside else "", **labels)
 write_ours(rows_for("G2", "G=2") + rows_for("G4", "G=4") + rows_for("G8", "G=8"),
            "medground-r1", "2", f"10_medground_train_{PROFILE}")
 write_ours(rows_for("G4", "all rewards") + rows_for("no_format", "w/o R_format")
            + rows_for("no_spatial", "w/o R_spatial") + rows_for("no_semantic", "w/o R_semantic"),
            "medground-r1", "3", f"10_medground_train_{PROFILE}")
-write_ours(rows_for("sft_start", f"SFT-{start['steps']}") + rows_for("sft_more", f"SFT-{start['steps'] + cfg.grpo.max_steps}")
-           + rows_for("G4", f"SFT-{start['steps']} + GRPO-{cfg.grpo.max_steps}"),
+write_ours(rows_for("sft_start", f"SFT-{start['steps']}", False)
+           + rows_for("sft_more", f"SFT-{start['steps'] + cfg.grpo.max_steps}", False)
+           + rows_for("G4", f"SFT-{start['steps']} + GRPO-{cfg.grpo.max_steps}", False),
            "medground-r1", "4", f"10_medground_train_{PROFILE}")
 print("written to", results_dir("ours"))
 

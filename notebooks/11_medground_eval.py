@@ -28,7 +28,7 @@ from IPython.display import display
 
 from medlib.experiments import Variant, evaluate_model, start_run, train_variant, variant_config
 from medlib.paths import repo_path, results_dir
-from medlib.tables import write_ours
+from medlib.tables import our_data, our_model, write_ours
 from medlib.train import load_config
 from medlib.train.datasets import load_records
 from medlib.viz import draw_sample, save_figure
@@ -75,10 +75,9 @@ plt.show()
 
 # %%
 s = summaries["GRPO"]
-dataset = "MS-CXR" if cfg.data.source == "mscxr" else f"embedded {cfg.data.source}"
 scale = f"{cfg.model.name_or_path} model, {cfg.data.source} data, SFT {start['steps']} + GRPO {grpo['steps']} steps, profile {PROFILE}"
-write_ours([dict(method="Ours", setting="", metric=m, value=s["metrics"][m]["mean"], ci_low=s["metrics"][m]["ci_low"],
-                 ci_high=s["metrics"][m]["ci_high"], n=s["n"], stands_for="MS-CXR", dataset=dataset, profile=PROFILE,
+write_ours([dict(method=f"{our_model(cfg)} (SFT + GRPO)", setting="", beside_method="Ours", metric=m, value=s["metrics"][m]["mean"], ci_low=s["metrics"][m]["ci_low"],
+                 ci_high=s["metrics"][m]["ci_high"], n=s["n"], stands_for="MS-CXR", dataset=our_data(cfg), profile=PROFILE,
                  scale=scale) for m in ("mIoU", "Acc")],
            "medground-r1", "1", f"11_medground_eval_{PROFILE}")
 print(json.dumps({k: v["metrics"] for k, v in summaries.items()}, indent=1)[:600])

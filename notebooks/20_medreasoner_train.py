@@ -36,7 +36,7 @@ from IPython.display import display
 
 from medlib.experiments import Variant, mean_over_seeds, run_ablation, start_run
 from medlib.paths import repo_path, results_dir
-from medlib.tables import write_ours
+from medlib.tables import our_data, our_model, write_ours
 from medlib.train import load_config
 from medlib.viz import save_figure
 
@@ -77,17 +77,17 @@ plt.show()
 # %%
 scale = (f"{cfg.model.name_or_path} model, {cfg.data.source} data, {template} prompt, SFT {start['steps']} + "
          f"GRPO {cfg.grpo.max_steps} steps, box metrics only (mask Dice: notebook 21), profile {PROFILE}")
-dataset = "U-MRG-14K" if cfg.data.source == "umrg" else f"embedded {cfg.data.source}"
 first = runs[runs["seed"] == SEEDS[0]].set_index("variant")
-names = {"sft_start": "Lingshu w/ SFT", "soft": "Lingshu w/ RL(Soft)", "hard": "Lingshu w/ RL(Hard)",
-         "base": "Lingshu w/ RL(Base)"}
+# our model and data name the row; the printed row (the paper's reasoning-prompt Lingshu arms) goes in beside_*
+arms = {"sft_start": "w/ SFT", "soft": "w/ RL(Soft)", "hard": "w/ RL(Hard)", "base": "w/ RL(Base)"}
+labels = dict(setting=f"{template} prompt", stands_for="U-MRG-14K", dataset=our_data(cfg), profile=PROFILE,
+              scale=scale, note=f"IoU, pDice: the {cfg.evaluation.metric_variant} variant")
 rows = []
-for v, method in names.items():
+for v, arm in arms.items():
     r = first.loc[v]
-    for ours, metric in (("mIoU", "IoU"), ("pDice", "pDice")):
-        rows.append(dict(method=method, setting=f"{template} prompt", metric=metric, value=float(r[ours]),
-                         ci_low=float(r[f"{ours}_lo"]), ci_high=float(r[f"{ours}_hi"]), n=int(r["n"]),
-                         stands_for="U-MRG-14K", dataset=dataset, profile=PROFILE, scale=scale))
-    rows.append(dict(method=method, setting=f"{template} prompt", metric="refusals", value=float(r["refusals"]),
-                     n=int(r["n"]), stands_for="U-MRG-14K", dataset=dataset, profile=PROFILE, scale=scale))
+    at = dict(method=f"{our_model(cfg)} {arm}", beside_method=f"Lingshu {arm}", beside_setting="reasoning prompt")
+    for metric in ("IoU", "pDice"):
+        rows.append(dict(**at, **labels, metric=metric, value=float(r[metric]), ci_low=float(r[f"{metric}_lo"]),
+                         ci_high=float(r[f"{metric}_hi"]), n=int(r["n"])))
+    rows.append(dict(**at, **labels, metric="refusals", value=float(r["refusals"]), n=int(r["n"])))
 write_ours(rows, "medreasoner", "3", f"20_medreasoner_train_{PROFILE}")

@@ -20,7 +20,7 @@ BENCH_ROOT = "build/data"
 DATA_ROOT = ""
 EVAL_LIMIT = 0             # 0: the first 40 test images on CPU profiles (each mask needs a 1.4 s segmenter pass), all on full
 TEMPLATE = ""              # as in notebook 20
-SEGMENTER = "litemedsam"   # or medsam2:/path/MedSAM2_latest.pt
+SEGMENTER = ""             # "": the config's evaluation.segmenter (smoke: litemedsam; full: medsam2:<checkpoint>)
 
 # %%
 import json
@@ -33,7 +33,7 @@ from IPython.display import display
 from medlib.experiments import Variant, evaluate_model, start_run, train_variant, variant_config
 from medlib.paths import repo_path, results_dir
 from medlib.segment import build_segmenter
-from medlib.tables import write_ours
+from medlib.tables import our_data, our_model, write_ours
 from medlib.train import load_config
 from medlib.train.datasets import load_records
 from medlib.viz import draw_sample, save_figure
@@ -48,7 +48,9 @@ start = start_run(cfg)
 soft_cfg = variant_config(cfg, Variant("soft", overrides={"grpo": {"rewards": None, "reward_options": {
     **cfg.grpo.reward_options, "mode": "soft"}}}), start["model_dir"], group, SEED)
 soft = train_variant(soft_cfg, "grpo")
-segmenter = build_segmenter(SEGMENTER)
+segmenter_spec = SEGMENTER or cfg.evaluation.segmenter or "litemedsam"
+print(f"mask Dice by segmenter {segmenter_spec}" + ("" if SEGMENTER or cfg.evaluation.segmenter else " (no segmenter named in the config)"))
+segmenter = build_segmenter(segmenter_spec)
 limit = EVAL_LIMIT or (None if PROFILE == "full" else 40)
 out = results_dir("eval", group)
 summaries = {name: evaluate_model(c, m, out / f"{name}_with_masks", segmenter=segmenter, limit=limit, profile=PROFILE)
@@ -82,19 +84,23 @@ save_figure(fig, "21_medreasoner_qualitative")
 plt.show()
 
 # %%
-dataset = "U-MRG-14K" if cfg.data.source == "umrg" else f"embedded {cfg.data.source}"
+dataset = our_data(cfg)
 scale = (f"{cfg.model.name_or_path} model, {cfg.data.source} data, {template} prompt, segmenter {segmenter.name}, "
          f"SFT {start['steps']} + GRPO {soft['steps']} steps, profile {PROFILE}")
 rows = []
-for name, method in (("SFT", "Lingshu w/ SFT"), ("RL(Soft)", "Lingshu w/ RL(Soft)")):
+for name, arm in (("SFT", "w/ SFT"), ("RL(Soft)", "w/ RL(Soft)")):
     s = summaries[name]
     m = s["metrics"]["Dice"]
-    rows.append(dict(method=method, setting=f"{template} prompt", metric="Dice", value=m["mean"], ci_low=m["ci_low"],
-                     ci_high=m["ci_high"], n=s["n"], stands_for="U-MRG-14K", dataset=dataset, profile=PROFILE, scale=scale))
+    rows.append(dict(method=f"{our_model(cfg)} {arm}", setting=f"{template} prompt", beside_method=f"Lingshu {arm}",
+                     beside_setting="reasoning prompt", metric="Dice", value=m["mean"], ci_low=m["ci_low"],
+                     ci_high=m["ci_high"], n=s["n"], stands_for="U-MRG-14K", dataset=dataset, profile=PROFILE,
+                     scale=scale, note=f"mask Dice: the {s['metric_variant']} variant, segmenter {s['segmenter']}"))
 write_ours(rows, "medreasoner", "3", f"21_medreasoner_eval_{PROFILE}")
 s = summaries["RL(Soft)"]
-write_ours([dict(method="MedReasoner-7B", setting="Grounding-Specific MLLMs", metric=k, value=s["metrics"][ours]["mean"],
+write_ours([dict(method=f"{our_model(cfg)} w/ RL(Soft)", setting=f"{template} prompt", beside_method="MedReasoner-7B",
+                 beside_setting="Grounding-Specific MLLMs", note=f"the {s['metric_variant']} variant",
+                 metric=k, value=s["metrics"][ours]["mean"],
                  ci_low=s["metrics"][ours]["ci_low"], ci_high=s["metrics"][ours]["ci_high"], n=s["n"],
                  stands_for="U-MRG-14K", dataset=dataset, profile=PROFILE, scale=scale)
-            for ours, k in (("mIoU", "IoU"), ("pDice", "pDice"), ("Dice", "Dice"))],
+            for ours, k in (("IoU", "IoU"), ("pDice", "pDice"), ("Dice", "Dice"))],
            "medreasoner", "2", f"21_medreasoner_eval_{PROFILE}")

@@ -25,7 +25,7 @@ from IPython.display import display
 from medlib.experiments import MEDVOL_CPU_ARMS, medvol_arms, medvol_segmenter, run_ablation, start_run
 from medlib.paths import repo_path
 from medlib.segment import build_segmenter
-from medlib.tables import ours_rows, write_ours
+from medlib.tables import our_data, our_model, ours_rows, write_ours
 from medlib.train import load_config
 from medlib.train.datasets import load_records
 from medlib.viz import save_figure
@@ -79,18 +79,20 @@ plt.show()
 first = runs[runs["seed"] == SEED].set_index("variant")
 scale = (f"{cfg.model.name_or_path} model, {cfg.data.source} volumes, {cfg.data.n_slices} slices, LiteMedSAM propagation, "
          f"profile {PROFILE}")
-dataset = f"embedded {cfg.data.source}"
-
-
-labels = dict(stands_for="AbdomenCT-1K", dataset=dataset, profile=PROFILE, scale=scale)
-rows = lambda arm, method, setting: ours_rows(first.loc[arm], method, setting, ("DSC", "IoU"), **labels)
-write_ours(rows("sft_only", "Ours (Pure SFT)", "") + rows("full", "Ours (SFT+RL)", ""),
+labels = dict(stands_for="AbdomenCT-1K", dataset=our_data(cfg), profile=PROFILE, scale=scale)
+# our model and data name the row; the printed row it sits beside goes in beside_*
+rows = lambda arm, method, setting, beside, beside_setting: ours_rows(
+    first.loc[arm], method, setting, ("DSC", "IoU"), beside_method=beside, beside_setting=beside_setting, **labels)
+write_ours(rows("sft_only", f"{our_model(cfg)} (Pure SFT)", "", "Ours (Pure SFT)", "")
+           + rows("full", f"{our_model(cfg)} (SFT+RL)", "", "Ours (SFT+RL)", ""),
            "medvol-r1", "1", f"31_medvol_eval_{PROFILE}")
 settings = {"full": "Full", "sft_only": "SFT only", "rl_only": "RL only (w/o SFT)", "no_Rf": "w/o R_f",
             "no_Ra": "w/o R_a", "no_Rs": "w/o R_s", "no_Rc": "w/o R_c"}
-write_ours([row for arm, s in settings.items() if arm in first.index for row in rows(arm, "MedVol-R1", s)],
+write_ours([row for arm, s in settings.items() if arm in first.index
+            for row in rows(arm, our_model(cfg), s, "MedVol-R1", s)],
            "medvol-r1", "2a", f"31_medvol_eval_{PROFILE}")
 deltas = {"delta2": "Delta=2", "delta5": "Delta=5"}
 if any(a in first.index for a in deltas):
-    write_ours([row for arm, s in deltas.items() if arm in first.index for row in rows(arm, "MedVol-R1", s)],
+    write_ours([row for arm, s in deltas.items() if arm in first.index
+                for row in rows(arm, our_model(cfg), s, "MedVol-R1", s)],
                "medvol-r1", "2b", f"31_medvol_eval_{PROFILE}")

@@ -133,3 +133,28 @@ def test_a_grpo_setting_does_not_retrain_the_sft_start_but_an_sft_setting_retrai
     done.write_text(json.dumps({**info, "config_hash": "another start"}))
     assert stage_key(arm, "grpo") != before
     assert stage_key(arm, "grpo") != stage_key(with_(arm, grpo={"learning_rate": 3e-4}), "grpo")
+
+
+def test_stage_key_ignores_evaluation_and_new_grpo_settings_at_their_defaults():
+    """Runs cached before the evaluation section and the rollout / update batch settings existed
+    keep their key (no retraining); a setting that changes training changes it."""
+    import dataclasses
+
+    from medlib.evaluate.provenance import config_hash
+    from medlib.experiments import GRPO_KEY_EXEMPT_AT_DEFAULT, stage_key
+    from medlib.paths import REPO
+    from medlib.train.config import load_config
+
+    cfg = load_config(REPO / "configs" / "medground" / "smoke.yaml", ["sft.init_from=base", "vision.enabled=false"])
+    assert cfg.grpo.init_from == "sft"
+    old = cfg.to_dict()  # the config as it was before these settings existed: what the cached runs hashed
+    old.pop("evaluation")
+    old.pop("vision")
+    for k in GRPO_KEY_EXEMPT_AT_DEFAULT:
+        old["grpo"].pop(k)
+    key = stage_key(cfg, "grpo")
+    assert key == config_hash(old)
+    assert key == stage_key(dataclasses.replace(cfg, evaluation=dataclasses.replace(
+        cfg.evaluation, repetition_penalty=1.05, metric_variant="paper")), "grpo")
+    changed = dataclasses.replace(cfg, grpo=dataclasses.replace(cfg.grpo, update_batch_prompts=4))
+    assert stage_key(changed, "grpo") != key

@@ -34,7 +34,8 @@ def test_every_config_validates_without_downloads(path):
     for key in ("num_generations", "beta", "learning_rate", "max_completion_length", "loss_type",
                 "scale_rewards", "temperature"):
         assert key in raw, f"{path.name}: grpo.{key} must be set explicitly"
-    assert cfg.grpo.loss_type == "grpo" and cfg.grpo.scale_rewards == "group"
+    # the released MedReasoner profile aggregates tokens as its veRL script does (token-mean)
+    assert cfg.grpo.loss_type == ("dapo" if path.stem == "released" else "grpo") and cfg.grpo.scale_rewards == "group"
     if path.stem == "smoke":
         assert cfg.model.name_or_path == "tiny" and cfg.device == "cpu" and not cfg.bf16
         assert check_device(cfg) == "cpu"
@@ -99,6 +100,47 @@ def test_smoke_config_builds_real_trl_arguments(tmp_path):
     assert g.use_cpu and not g.bf16 and not g.gradient_checkpointing
     s = SFTConfig(**sft_kwargs(cfg, tmp_path, "cpu"))
     assert s.per_device_train_batch_size == 16 and s.completion_only_loss
+
+
+def test_medreasoner_released_profile_reaches_grpo_config(tmp_path):
+    """The public script: 128 prompts x 16 rollouts per rollout batch, two updates of 64 prompts,
+    2,048 response tokens, 5 epochs, token-mean loss, weight decay 0.01."""
+    from trl import GRPOConfig
+
+    cfg = load_config(REPO / "configs" / "medreasoner" / "released.yaml")
+    kw = grpo_kwargs(cfg, tmp_path, "cpu", [1.0] * 4, world_size=1) | {"bf16": False}
+    g = GRPOConfig(**kw)
+    assert g.per_device_train_batch_size == 16 and g.gradient_accumulation_steps == 64
+    assert g.generation_batch_size == 128 * 16 and g.steps_per_generation == 2 * g.gradient_accumulation_steps
+    assert g.num_iterations == 1
+    assert (g.max_completion_length, g.num_train_epochs, g.loss_type, g.weight_decay) == (2048, 5.0, "dapo", 0.01)
+    assert (g.beta, g.learning_rate, g.num_generations) == (0.01, 1e-6, 16)
+    assert g.use_vllm and g.vllm_importance_sampling_correction is False
+    # on 8 GPUs the same prompts per update: accumulation 8, still two updates per rollout batch
+    kw8 = grpo_kwargs(cfg, tmp_path, "cuda", [1.0] * 4, world_size=8)
+    assert kw8["gradient_accumulation_steps"] == 8 and kw8["generation_batch_size"] == 2048
+    assert kw8["generation_batch_size"] // (kw8["per_device_train_batch_size"] * 8 * 8) == 2
+    # 64 prompts per update cannot be split over 3 GPUs of one prompt each: one clear sentence
+    with pytest.raises(ConfigError, match="update_batch_prompts.*batch_size x devices = 1 x 3"):
+        grpo_kwargs(cfg, tmp_path, "cuda", [1.0] * 4, world_size=3)
+    # the written recipe keeps TRL's one rollout per optimizer step
+    full = grpo_kwargs(load_config(REPO / "configs" / "medreasoner" / "full.yaml"), tmp_path, "cuda", [1.0] * 4)
+    assert "generation_batch_size" not in full and full["max_completion_length"] == 1024
+
+
+@pytest.mark.parametrize("flag", [True, False])
+def test_vllm_importance_sampling_correction_comes_from_the_config(tmp_path, flag):
+    """TRL 1.16 turns the vLLM importance-sampling correction on by default; the config decides."""
+    from trl import GRPOConfig
+
+    cfg = load_config(REPO / "configs" / "medground" / "smoke.yaml",
+                      ["grpo.use_vllm=true", f"grpo.vllm_importance_sampling_correction={str(flag).lower()}"])
+    kw = grpo_kwargs(cfg, tmp_path, "cpu", [1.0, 1.0, 1.0])
+    assert kw["use_vllm"] is True and kw["vllm_importance_sampling_correction"] is flag
+    assert GRPOConfig(**kw).vllm_importance_sampling_correction is flag
+    default = grpo_kwargs(load_config(REPO / "configs" / "medground" / "smoke.yaml", ["grpo.use_vllm=true"]),
+                          tmp_path, "cpu", [1.0, 1.0, 1.0])
+    assert default["vllm_importance_sampling_correction"] is False  # the papers' objective
 
 
 BASE = {"paper": "medground", "name": "t"}

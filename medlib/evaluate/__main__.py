@@ -25,22 +25,38 @@ def default_model(cfg) -> Path:
                             f"(python -m medlib.train all --config ...) or pass --model")
 
 
-def segmenter_spec(cfg, arg: str | None) -> str | None:
-    """``--segmenter`` (``none`` turns it off), else the config's reward segmenter, else LiteMedSAM
-    for the papers that segment (MedReasoner, MedVol-R1); MedGround-R1 needs none."""
+def segmenter_choice(cfg, arg: str | None) -> tuple[str | None, str]:
+    """``(spec, where it came from)``: ``--segmenter`` (``none`` turns it off), else the config's
+    ``evaluation.segmenter``, else its reward segmenter, else LiteMedSAM for the papers that
+    segment (MedReasoner, MedVol-R1); MedGround-R1 needs none."""
     if arg is not None:
-        return None if arg.lower() == "none" else arg
+        return (None if arg.lower() == "none" else arg), "--segmenter"
     if cfg.paper == "medground":
-        return None
+        return None, "MedGround-R1 scores boxes only"
+    if cfg.evaluation.segmenter:
+        return cfg.evaluation.segmenter, "evaluation.segmenter"
     spec = cfg.grpo.reward_options.get("segmenter")
-    return spec if isinstance(spec, str) and spec else "litemedsam"
+    if isinstance(spec, str) and spec:
+        return spec, "grpo.reward_options.segmenter"
+    return "litemedsam", "no segmenter named in the config (evaluation.segmenter), so the CPU default"
+
+
+def segmenter_spec(cfg, arg: str | None) -> str | None:
+    """The segmenter spec of :func:`segmenter_choice`."""
+    return segmenter_choice(cfg, arg)[0]
 
 
 def format_summary(s: dict) -> str:
     m = s["metrics"]
     keys = [k for k in ("mIoU", "Acc", "pDice", "Dice", "DSC", "IoU", "DSC_local", "key_hit") if k in m]
     parts = [f"{k} {m[k]['mean']:.2f} [{m[k]['ci_low']:.2f}, {m[k]['ci_high']:.2f}]" for k in keys]
-    return f"{s['paper']} ({s['template']}), n {s['n']}, refusals {s['refusals']}: " + "; ".join(parts)
+    text = f"{s['paper']} ({s['template']}), n {s['n']}, refusals {s['refusals']}: " + "; ".join(parts)
+    if s.get("metric_variant"):
+        text += f"\nIoU, pDice, Dice: the {s['metric_variant']} variant"
+    if s.get("segmenter") or m.get("segmenter"):
+        what = "mask Dice" if s["paper"] == "medreasoner" else "masks"
+        text += f"\n{what} by segmenter {s.get('segmenter') or m.get('segmenter')}"
+    return text
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,6 +74,12 @@ def main(argv: list[str] | None = None) -> int:
                     help="default: the config's grpo.max_completion_length")
     ap.add_argument("--bootstrap", type=positive_int, default=1000, help="bootstrap resamples of the 95%% intervals")
     ap.add_argument("--segmenter", default=None, help="segmenter spec (litemedsam, medsam2:CKPT) or none")
+    ap.add_argument("--repetition-penalty", type=float, default=None,
+                    help="decoding repetition penalty (default: the config's evaluation.repetition_penalty; "
+                         "MedReasoner App. D.1 uses 1.05)")
+    ap.add_argument("--metric-variant", default=None, choices=("official", "paper"),
+                    help="MedReasoner IoU / pDice / mask Dice: official (its public evaluation, which produced "
+                         "its tables) or paper (Eq. 5); default: the config's evaluation.metric_variant")
     ap.add_argument("--delta", type=int, default=None, help="MedVol-R1: local Dice window (default: config's delta or 5)")
     ap.add_argument("--limit", type=positive_int, default=None, help="evaluate only the first N records")
     ap.add_argument("--device", default="cpu")
@@ -91,6 +113,12 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, DatasetError, ModelLoadError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    if spec is not None:
+        print(f"segmenter {spec} ({segmenter_choice(cfg, args.segmenter)[1]})")
+    penalty = args.repetition_penalty if args.repetition_penalty is not None else cfg.evaluation.repetition_penalty
+    if not penalty > 0:
+        print(f"error: --repetition-penalty must be > 0, got {penalty}", file=sys.stderr)
+        return 2
     common = dict(batch_size=args.batch_size, out_dir=args.out, bootstrap=args.bootstrap, seed=cfg.seed,
                   config=cfg, profile=args.profile, model_path=str(args.model or model_path), split=args.split,
                   progress=cfg.progress, max_new_tokens=args.max_new_tokens or cfg.grpo.max_completion_length)
@@ -100,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
                         slice_size=cfg.data.slice_size, delta=delta, **common)
     else:
         s = evaluate_2d(model, processor, records, paper=cfg.paper, template=cfg.template, segmenter=segmenter,
-                        **common)
+                        repetition_penalty=penalty, segmenter_spec=spec,
+                        metric_variant=args.metric_variant or cfg.evaluation.metric_variant, **common)
     print(format_summary(s))
     print(f"wrote {Path(args.out) / 'summary.json'} and predictions.jsonl")
     return 0

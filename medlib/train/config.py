@@ -192,10 +192,38 @@ class GRPOStage(StageConfig):
     """Reward name -> weight (:func:`medlib.rewards.build_reward_set`); None: the paper's set."""
     reward_options: dict[str, Any] = field(default_factory=dict)
     """Options of the paper's reward set (e.g. ``semantic_scorer``, ``mode``, ``segmenter``)."""
+    rollout_batch_prompts: int | None = None
+    """Prompts per rollout (generation) batch, over all devices (veRL ``data.train_batch_size``);
+    each is sampled ``num_generations`` times. None: one rollout per optimizer step (TRL's default)."""
+    update_batch_prompts: int | None = None
+    """Prompts per optimizer step, over all devices (veRL ``ppo_mini_batch_size``); the gradient
+    accumulation is derived from it and the number of devices. None: ``batch_size x grad_accum x
+    devices``. Smaller than ``rollout_batch_prompts``: several updates per rollout, so that the
+    clipped ratio departs from 1 (with one update per rollout the clipping never acts)."""
     use_vllm: bool = False
     vllm_mode: str = "colocate"
     vllm_gpu_memory_utilization: float = 0.3
+    vllm_importance_sampling_correction: bool = False
+    """Reweight by the ratio of trainer to vLLM log-probabilities (TRL's
+    ``vllm_importance_sampling_correction``, on by default in TRL 1.16). Off: the papers' GRPO,
+    whose ratio is taken to the recomputed old policy only (veRL)."""
     log_completions: bool = False
+
+
+@dataclass
+class EvalSettings:
+    """Held-out evaluation (``python -m medlib.evaluate``, :func:`medlib.experiments.evaluate_model`);
+    decoding is greedy. Not part of any training stage's cache key."""
+
+    repetition_penalty: float = 1.0
+    """Decoding repetition penalty (MedReasoner App. D.1: 1.05; 1: none)."""
+    metric_variant: str = "official"
+    """MedReasoner's IoU / pDice / mask Dice: ``official`` (its public evaluation code, which
+    produced its tables) or ``paper`` (Eq. 5 and the textbook definitions); see
+    :data:`medlib.metrics.MEDREASONER_VARIANTS`."""
+    segmenter: str | None = None
+    """Segmenter of the mask Dice (MedReasoner) and the propagation (MedVol-R1): ``litemedsam`` or
+    ``medsam2:<checkpoint>``. None: the reward's segmenter, else LiteMedSAM (said when used)."""
 
 
 @dataclass
@@ -222,6 +250,7 @@ class RunConfig:
     vision: VisionStage = field(default_factory=VisionStage)
     sft: SFTStage = field(default_factory=lambda: SFTStage(enabled=False))
     grpo: GRPOStage = field(default_factory=GRPOStage)
+    evaluation: EvalSettings = field(default_factory=EvalSettings)
 
     # ------------------------------------------------------------------ derived
     @property
@@ -472,6 +501,12 @@ def validate(cfg: RunConfig) -> RunConfig:
     _check(cfg.sft.max_length is None or cfg.sft.max_length >= 16, "sft.max_length",
            f"must be >= 16 or null, got {cfg.sft.max_length}")
     _check(cfg.sft.init_from != "sft", "sft.init_from", "an SFT stage cannot start from its own result")
+    e = cfg.evaluation
+    _check(e.repetition_penalty > 0, "evaluation.repetition_penalty", f"must be > 0, got {e.repetition_penalty}")
+    from ..metrics import MEDREASONER_VARIANTS
+
+    _check(e.metric_variant in MEDREASONER_VARIANTS, "evaluation.metric_variant",
+           f"must be one of {MEDREASONER_VARIANTS}, got {e.metric_variant!r}")
     g = cfg.grpo
     _check(g.num_generations >= 2, "grpo.num_generations", f"GRPO needs >= 2 generations, got {g.num_generations}")
     _check(g.beta >= 0, "grpo.beta", f"must be >= 0, got {g.beta}")
@@ -485,6 +520,13 @@ def validate(cfg: RunConfig) -> RunConfig:
            f"must be one of {SCALE_REWARDS}, got {g.scale_rewards!r}")
     _check(g.epsilon > 0, "grpo.epsilon", f"must be > 0, got {g.epsilon}")
     _check(g.num_iterations >= 1, "grpo.num_iterations", f"must be >= 1, got {g.num_iterations}")
+    for k in ("rollout_batch_prompts", "update_batch_prompts"):
+        v = getattr(g, k)
+        _check(v is None or v >= 1, f"grpo.{k}", f"must be >= 1 or null, got {v}")
+    if g.rollout_batch_prompts and g.update_batch_prompts:
+        _check(g.rollout_batch_prompts % g.update_batch_prompts == 0, "grpo.rollout_batch_prompts",
+               f"must be a multiple of grpo.update_batch_prompts ({g.update_batch_prompts}), "
+               f"got {g.rollout_batch_prompts}")
     _check(g.vllm_mode in VLLM_MODES, "grpo.vllm_mode", f"must be one of {VLLM_MODES}, got {g.vllm_mode!r}")
     _check(0 < g.vllm_gpu_memory_utilization <= 1, "grpo.vllm_gpu_memory_utilization",
            f"must be in (0, 1], got {g.vllm_gpu_memory_utilization}")

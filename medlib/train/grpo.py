@@ -9,6 +9,7 @@ these is set from the config, never left to TRL's defaults (docs/grpo.md#trls-de
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -41,12 +42,43 @@ def grpo_args(cfg: RunConfig, run_dir: Path, device: str, reward_weights: Sequen
     return GRPOConfig(**grpo_kwargs(cfg, run_dir, device, reward_weights))
 
 
-def grpo_kwargs(cfg: RunConfig, run_dir: Path, device: str, reward_weights: Sequence[float]) -> dict[str, Any]:
+def devices() -> int:
+    """Number of training processes (``WORLD_SIZE``, set by ``accelerate launch`` / torchrun)."""
+    return max(1, int(os.environ.get("WORLD_SIZE", "1")))
+
+
+def batch_kwargs(cfg: RunConfig, world_size: int) -> dict[str, int]:
+    """Rollout and update sizes in TRL's units (completions). ``grpo.update_batch_prompts``
+    (veRL ``ppo_mini_batch_size``) sets the gradient accumulation, ``grpo.rollout_batch_prompts``
+    (veRL ``data.train_batch_size``) the generation batch: 128 and 64 give two optimizer steps
+    per rollout batch."""
+    g = cfg.grpo
+    per_step = g.batch_size * world_size
+    out: dict[str, int] = {}
+    if g.update_batch_prompts is not None:
+        if g.update_batch_prompts % per_step:
+            raise ConfigError(
+                f"grpo.update_batch_prompts: {g.update_batch_prompts} prompts per update is not a multiple of "
+                f"grpo.batch_size x devices = {g.batch_size} x {world_size}; change batch_size or the number of GPUs")
+        out["gradient_accumulation_steps"] = g.update_batch_prompts // per_step
+    if g.rollout_batch_prompts is not None:
+        if g.rollout_batch_prompts % per_step:
+            raise ConfigError(
+                f"grpo.rollout_batch_prompts: {g.rollout_batch_prompts} prompts per rollout is not a multiple of "
+                f"grpo.batch_size x devices = {g.batch_size} x {world_size}; change batch_size or the number of GPUs")
+        out["generation_batch_size"] = g.rollout_batch_prompts * g.num_generations
+    return out
+
+
+def grpo_kwargs(cfg: RunConfig, run_dir: Path, device: str, reward_weights: Sequence[float],
+                world_size: int | None = None) -> dict[str, Any]:
     """Every ``trl.GRPOConfig`` argument the stage sets (``batch_size`` prompts x
     ``num_generations`` completions per device and micro-step)."""
     g = cfg.grpo
+    kwargs = trainer_kwargs(cfg, g, run_dir, device)
+    kwargs.update(batch_kwargs(cfg, devices() if world_size is None else world_size))
     return dict(
-        **trainer_kwargs(cfg, g, run_dir, device),
+        **kwargs,
         per_device_train_batch_size=g.batch_size * g.num_generations,
         num_generations=g.num_generations,
         beta=g.beta,
@@ -68,6 +100,8 @@ def grpo_kwargs(cfg: RunConfig, run_dir: Path, device: str, reward_weights: Sequ
         use_vllm=g.use_vllm,
         vllm_mode=g.vllm_mode,
         vllm_gpu_memory_utilization=g.vllm_gpu_memory_utilization,
+        # TRL 1.16 turns this on by default; the papers' objective has no such reweighting
+        vllm_importance_sampling_correction=g.vllm_importance_sampling_correction,
         log_completions=g.log_completions,
         remove_unused_columns=False,
         shuffle_dataset=True,

@@ -22,9 +22,22 @@ STAGES = ("vision", "sft", "grpo")
 COSMETIC = ("progress", "resume", "report_to")
 
 
+GRPO_KEY_EXEMPT_AT_DEFAULT = {"rollout_batch_prompts": None, "update_batch_prompts": None,
+                              "vllm_importance_sampling_correction": False}
+"""GRPO settings that, at these values, train exactly as runs made before the settings existed
+(one rollout per optimizer step; no vLLM reweighting): left out of the key then, so that a run
+cached before they were added is reused, not retrained."""
+
+
 def stage_dict(d: dict[str, Any], stage: str) -> dict[str, Any]:
-    """The config ``d`` without the sections of stages that ``stage`` does not start from."""
+    """The config ``d`` without what cannot change what ``stage`` trains: the sections of stages
+    that ``stage`` does not start from, the evaluation settings, and the GRPO settings of
+    :data:`GRPO_KEY_EXEMPT_AT_DEFAULT` at their defaults."""
     d = copy.deepcopy(d)
+    d.pop("evaluation", None)
+    for k, default in GRPO_KEY_EXEMPT_AT_DEFAULT.items():
+        if d.get("grpo", {}).get(k, default) == default:
+            d.get("grpo", {}).pop(k, None)
     chain = [stage]
     while d[chain[-1]]["init_from"] in ("vision", "sft"):
         chain.append(d[chain[-1]]["init_from"])
