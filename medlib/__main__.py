@@ -4,6 +4,8 @@
   benchmark --root DIR --profile smoke [--seed 0]            write the embedded benchmark
   check-results [--profile smoke] [--dir results]           results files present, every value in range
   compare-results A B [--abs-tol 0]                          same metrics in two results folders (determinism)
+  figures [--out DIR]                                        redraw every figure results/ feeds (figures/91_*)
+  check-figures                                              committed figures/91_* equal what results/ gives
   strip-notebooks [DIR]                                      remove notebook outputs
   data fetch NAME --root DATA_ROOT [--hub-id ID]             download a real dataset (or print the steps)
   data check --root DATA_ROOT [--allow-outside-root]         read every real dataset present, open every
@@ -37,6 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     cmp.add_argument("a", type=existing_folder)
     cmp.add_argument("b", type=existing_folder)
     cmp.add_argument("--abs-tol", type=float, default=0.0, help="largest difference accepted (default 0: identical)")
+    fg = sub.add_parser("figures", help="redraw every figure the results folder feeds")
+    fg.add_argument("--out", default=None, type=Path, help="folder (default figures/)")
+    sub.add_parser("check-figures", help="check that the committed figures equal what the results files give")
     s = sub.add_parser("strip-notebooks", help="remove outputs from notebooks")
     s.add_argument("dir", nargs="?", default="notebooks", type=Path)
     d = sub.add_parser("data", help="real datasets: fetch into DATA_ROOT, check with the adapters")
@@ -65,6 +70,9 @@ def main(argv: list[str] | None = None) -> int:
         except NotebookFailed as e:
             print(f"\nFAILED: {e}", file=sys.stderr)
             return 1
+        from .report_figures import write_figures
+
+        print(f"redrew {len(write_figures())} figure files from results/")
         return _report_results(args.profile, [r.name for r in runs])
     if args.cmd == "check-results":
         return _report_results(args.profile, None, args.dir)
@@ -77,6 +85,20 @@ def main(argv: list[str] | None = None) -> int:
         verdict = "identical" if not out["differences"] else f"{len(out['differences'])} difference(s)"
         print(f"compared {out['numbers']} numbers in {out['files']} files: {verdict}")
         return 1 if out["differences"] else 0
+    if args.cmd == "figures":
+        from .report_figures import write_figures
+
+        written = write_figures(args.out)
+        print(f"wrote {len(written)} figure files to {args.out or 'figures/'}")
+        return 0
+    if args.cmd == "check-figures":
+        from .report_figures import check_figures
+
+        problems = check_figures()
+        for p in problems:
+            print(f"figure problem: {p}", file=sys.stderr)
+        print(f"figures check: {'ok' if not problems else f'{len(problems)} problem(s)'}")
+        return 1 if problems else 0
     if args.cmd == "benchmark":
         from .benchmark import build_benchmark
 

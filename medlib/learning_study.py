@@ -134,7 +134,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     out.with_name(out.name + ".json").write_text(json.dumps(summary, indent=1, default=str))
     print(json.dumps(summary["summary"], indent=1))
+    redraw_figures(stem)
     return 0
+
+
+def redraw_figures(stem: str) -> list[Path]:
+    """The figures this study's results feed (its bars and its GRPO / SFT training curves), drawn
+    again so that no committed figure shows an earlier run."""
+    from .report_figures import study_figure_name, write_figures
+
+    written = write_figures(only=[study_figure_name(stem), f"91_training_medground_{stem}"])
+    print("figures:", ", ".join(p.name for p in written))
+    return written
 
 
 if __name__ == "__main__":

@@ -1,0 +1,67 @@
+"""Figures a reader can read: whole queries, a legend off the data, at most a page wide, zooms on
+small boxes; drawn on small synthetic inputs."""
+
+import matplotlib
+import numpy as np
+
+matplotlib.use("Agg")
+
+from medlib.viz import PAGE_WIDTH_IN, draw_sample, plot_predictions, zoom_window  # noqa: E402
+
+LONG = ("Which low-density spot in the largest solid organ would a clinician biopsy to confirm the "
+        "suspected malignancy? Choose the larger one.")
+
+
+def _image(seed=0):
+    return np.random.default_rng(seed).integers(0, 255, (112, 112), dtype=np.uint8)
+
+
+def test_a_long_query_is_wrapped_whole_not_cut():
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    draw_sample(ax, _image(), boxes=[[10, 10, 30, 30]], title=LONG)
+    title = ax.get_title()
+    assert "\n" in title and " ".join(title.split()) == LONG
+
+
+def test_zoom_window_holds_both_boxes_with_a_margin_and_stays_in_the_image():
+    ys, xs = zoom_window((112, 112), [[50, 60, 54, 64], [58, 60, 60, 66]], margin=1.0)
+    assert (xs.start, xs.stop, ys.start, ys.stop) == (40, 70, 48, 78)  # 10 px side + 10 px each way, at (55, 63)
+    ys, xs = zoom_window((112, 112), [[0, 0, 100, 110]])
+    assert (ys.start, ys.stop, xs.start, xs.stop) == (0, 112, 0, 112)
+
+
+def test_qualitative_panels_whole_image_zoom_legend_and_page_width():
+    items = [dict(image=_image(0), gt_box=[50, 60, 54, 64], box=[58, 60, 60, 66], query=LONG, label="IoU 0.00"),
+             dict(image=_image(1), gt_box=[10, 10, 60, 60], box=None, query="right lower lung nodule",
+                  label="IoU 0.00")]
+    fig = plot_predictions(items, title="best and worst")
+    assert fig.get_figwidth() <= PAGE_WIDTH_IN
+    top, zoom = fig.axes[0], fig.axes[2]  # column 1: the whole image, then its zoom
+    assert " ".join(top.get_title(loc="left").split()[2:]) == LONG  # "IoU 0.00" then the whole query
+    assert "no box" in fig.axes[1].get_title(loc="left")
+    assert zoom.images[0].get_array().shape == (30, 30)  # the zoom crops around the two small boxes
+    dashed = [p for p in zoom.patches if p.get_linestyle() == "--"]
+    assert len(dashed) == 1 and tuple(dashed[0].get_xy()) == (18.0, 12.0)  # prediction moved into the crop
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert labels == ["ground-truth box", "predicted box"]
+
+
+def test_segmentation_figures_fit_a_page_with_a_legend_under_them():
+    from medlib.rewards.analysis import ThresholdFloodSegmenter
+    from medlib.segment.figures import plot_prompt_examples, plot_propagation
+    from medlib.segment.quality import SegCase2D, SegCase3D, propagate_case
+
+    yy, xx = np.mgrid[:64, :64]
+    m = (yy - 30) ** 2 + (xx - 30) ** 2 <= 64
+    img = (40 + 150 * m).astype(np.uint8)
+    fig = plot_prompt_examples(ThresholdFloodSegmenter(), [SegCase2D("c", "a structure with a long name", img, m)])
+    assert fig.get_figwidth() <= PAGE_WIDTH_IN and len(fig.legends) == 1
+    z, y, x = np.mgrid[:20, :48, :48]
+    gt = ((z - 10) ** 2 / 25 + ((y - 24) ** 2 + (x - 24) ** 2) / 100) <= 1
+    case = SegCase3D("v", "s", (200.0 * gt).astype(np.float32), gt, key_slice=10, window=(100, 400))
+    pred, _, boxes = propagate_case(ThresholdFloodSegmenter(), case)
+    fig = plot_propagation(case, pred, boxes)
+    assert fig.get_figwidth() <= PAGE_WIDTH_IN and len(fig.legends) == 1
+    assert not fig.axes[-2].get_legend()  # the Dice curve carries no legend over its data
