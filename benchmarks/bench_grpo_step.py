@@ -32,95 +32,16 @@ import platform
 import shutil
 import sys
 import time
-from collections import defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
 
 from medlib.paths import repo_path, results_dir
+from medlib.train.step_timing import TimedReward, Timers, step_timer_callback, summarise, timed_trainer
 
 SMOKE = ("configs/medground/smoke.yaml", "configs/medreasoner/smoke.yaml", "configs/medvol/smoke.yaml")
 BENCH_DIR = "build/bench_grpo"
-
-
-# ------------------------------------------------------------------------- timers
-class Timers:
-    """Exclusive wall-clock seconds per category: nested timers are subtracted from the outer."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = defaultdict(float)
-        self.calls: dict[str, int] = defaultdict(int)
-        self._stack: list[list[float]] = []
-
-    def wrap(self, category: str, fn):
-        timers = self
-
-        def timed(*args, **kwargs):
-            timers._stack.append([0.0])
-            t0 = time.perf_counter()
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                total = time.perf_counter() - t0
-                children = timers._stack.pop()[0]
-                timers.seconds[category] += total - children
-                timers.calls[category] += 1
-                if timers._stack:
-                    timers._stack[-1][0] += total
-
-        timed.__name__ = getattr(fn, "__name__", category)
-        timed.__wrapped__ = fn
-        return timed
-
-
-class TimedReward:
-    """A reward callable under a timer, keeping the ``__name__`` TRL logs."""
-
-    def __init__(self, fn, timers: Timers):
-        self.__name__ = getattr(fn, "__name__", type(fn).__name__)
-        self.fn = fn
-        self._timed = timers.wrap(f"reward:{self.__name__}", fn)
-
-    def __call__(self, *args, **kwargs):
-        return self._timed(*args, **kwargs)
-
-
-def patch_trainer(timers: Timers) -> list[tuple[object, str, object]]:
-    """Wrap the GRPOTrainer methods and Tensor.backward; returns what to restore."""
-    from trl import GRPOTrainer
-
-    patched = []
-    for name, cat in (
-        ("_generate", "generation"),
-        ("_get_per_token_logps_and_entropies", "log_probs"),
-        ("compute_loss", "loss"),
-        ("_calculate_rewards", "reward_bookkeeping"),
-    ):
-        orig = getattr(GRPOTrainer, name)
-        patched.append((GRPOTrainer, name, orig))
-        setattr(GRPOTrainer, name, timers.wrap(cat, orig))
-    patched.append((torch.Tensor, "backward", torch.Tensor.backward))
-    torch.Tensor.backward = timers.wrap("backward", torch.Tensor.backward)
-    return patched
-
-
-def unpatch(patched) -> None:
-    for owner, name, orig in reversed(patched):
-        setattr(owner, name, orig)
-
-
-def step_timer_callback(step_seconds: list[float]):
-    from transformers import TrainerCallback
-
-    class StepTimes(TrainerCallback):
-        def on_step_begin(self, args, state, control, **kw):
-            self.t0 = time.perf_counter()
-
-        def on_step_end(self, args, state, control, **kw):
-            step_seconds.append(time.perf_counter() - self.t0)
-
-    return StepTimes()
 
 
 # --------------------------------------------------------------------- the runs
@@ -138,23 +59,6 @@ def sft_start(cfg, sft_steps: int) -> tuple[str, str]:
     if not (final / "config.json").is_file():
         run_sft(bench)
     return str(final), f"{final.relative_to(repo_path('.'))} ({sft_steps} SFT steps trained by this benchmark)"
-
-
-def summarise(timers: Timers, steps: list[float], skip_first: bool = True) -> dict:
-    """Seconds per step and the shares of the measured steps (all steps' categories, scaled)."""
-    total = sum(steps)
-    measured = steps[1:] if skip_first and len(steps) > 1 else steps
-    cats = dict(timers.seconds)
-    cats["rest"] = max(total - sum(cats.values()), 0.0)
-    shares = {k: v / total for k, v in sorted(cats.items())} if total > 0 else {}
-    return {
-        "step_seconds": [round(s, 3) for s in steps],
-        "seconds_per_step": sum(measured) / len(measured) if measured else None,
-        "seconds_per_step_incl_first": total / len(steps) if steps else None,
-        "shares": {k: round(v, 4) for k, v in shares.items()},
-        "seconds": {k: round(v, 3) for k, v in sorted(cats.items())},
-        "calls": dict(sorted(timers.calls.items())),
-    }
 
 
 def run_medlib(cfg, init: str, steps: int) -> dict:
@@ -185,12 +89,9 @@ def run_medlib(cfg, init: str, steps: int) -> dict:
 
             f.score = score_and_count
     step_seconds: list[float] = []
-    patched = patch_trainer(timers)
-    try:
+    with timed_trainer(timers):
         run_grpo(run, reward_funcs=[TimedReward(f, timers) for f in funcs], reward_weights=weights,
                  callbacks=[step_timer_callback(step_seconds)])
-    finally:
-        unpatch(patched)
     out = summarise(timers, step_seconds)
     out["rewards"] = [getattr(f, "__name__", str(f)) for f in funcs]
     if rc_stats:
@@ -225,14 +126,11 @@ def run_plain_trl(cfg, init: str, steps: int) -> dict:
     data = to_dataset(build_rows(run, load_records(run, run.data.train_split), processor, with_completion=False))
     timers = Timers()
     step_seconds: list[float] = []
-    patched = patch_trainer(timers)
-    try:
+    with timed_trainer(timers):
         trainer = GRPOTrainer(model=init, reward_funcs=[constant_reward],
                               args=grpo_args(run, run_dir, "cpu", [1.0]), train_dataset=data,
                               processing_class=processor, callbacks=[step_timer_callback(step_seconds)])
         trainer.train()
-    finally:
-        unpatch(patched)
     return summarise(timers, step_seconds)
 
 
