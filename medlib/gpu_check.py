@@ -3,7 +3,7 @@
 What runs (one command, about 8 minutes on one H100 at ``--size 3b``):
 
 1. A Qwen2.5-VL of the real 3B dimensions (text 2048 x 36 layers, 16 heads / 2 KV heads, MLP
-   11008, vocabulary 151,936; vision tower 1280 x 32 blocks, full attention at blocks 7, 15, 23,
+   11008, vocabulary 151,936, tied embeddings: 3.75 B parameters; vision tower 1280 x 32 blocks, full attention at blocks 7, 15, 23,
    31) built from a ``Qwen2_5_VLConfig`` with random weights (no download), saved once under
    ``build/gpu_check/`` so TRL can load the policy and the reference model from it; the
    tokenizer and processor are medlib's small offline ones (a random model's tokens decode to
@@ -75,6 +75,7 @@ def build_model(out: Path, size: str, attn: str, dtype) -> tuple[Path, int]:
     config = tiny_qwen25vl_config(TinyQwenSpec(**QWEN25VL_3B), processor.tokenizer)
     config.text_config.vocab_size = QWEN25VL_3B_VOCAB
     config.vision_config.fullatt_block_indexes = QWEN25VL_3B_FULL_ATTENTION
+    config.tie_word_embeddings = config.text_config.tie_word_embeddings = True  # as the released 3B
     if marker.is_file():
         return out, json.loads(marker.read_text())["parameters"]
     torch.manual_seed(0)
