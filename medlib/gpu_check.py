@@ -58,13 +58,24 @@ def _bandwidth(device_name: str) -> float | None:
     return None
 
 
+def qwen25vl_3b_config(tokenizer):
+    """``Qwen2_5_VLConfig`` of Qwen2.5-VL-3B's dimensions, special-token ids from ``tokenizer``."""
+    from .models.tiny import TinyQwenSpec, tiny_qwen25vl_config
+
+    config = tiny_qwen25vl_config(TinyQwenSpec(**QWEN25VL_3B), tokenizer)
+    config.text_config.vocab_size = QWEN25VL_3B_VOCAB
+    config.vision_config.fullatt_block_indexes = QWEN25VL_3B_FULL_ATTENTION
+    config.tie_word_embeddings = config.text_config.tie_word_embeddings = True  # as the released 3B
+    return config
+
+
 def build_model(out: Path, size: str, attn: str, dtype) -> tuple[Path, int]:
     """Save a random Qwen2.5-VL of ``size`` (and medlib's offline processor) under ``out``;
     returns the folder and its parameter count."""
     import torch
     from transformers import AutoProcessor, GenerationConfig, Qwen2_5_VLForConditionalGeneration
 
-    from .models.tiny import TinyQwenSpec, build_tiny_qwen25vl, tiny_qwen25vl_config
+    from .models.tiny import build_tiny_qwen25vl
 
     tiny = build_tiny_qwen25vl(out.parent / "tiny_processor", min_pixels=28 * 28 * 4, max_pixels=512 * 512)
     if size == "tiny":
@@ -72,10 +83,7 @@ def build_model(out: Path, size: str, attn: str, dtype) -> tuple[Path, int]:
         return tiny, sum(p.numel() for p in model.parameters())
     marker = out / "medlib_gpu_check.json"
     processor = AutoProcessor.from_pretrained(tiny)
-    config = tiny_qwen25vl_config(TinyQwenSpec(**QWEN25VL_3B), processor.tokenizer)
-    config.text_config.vocab_size = QWEN25VL_3B_VOCAB
-    config.vision_config.fullatt_block_indexes = QWEN25VL_3B_FULL_ATTENTION
-    config.tie_word_embeddings = config.text_config.tie_word_embeddings = True  # as the released 3B
+    config = qwen25vl_3b_config(processor.tokenizer)
     if marker.is_file():
         return out, json.loads(marker.read_text())["parameters"]
     torch.manual_seed(0)

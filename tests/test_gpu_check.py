@@ -29,3 +29,17 @@ def test_the_3b_dimensions_and_the_bandwidth_table():
     assert QWEN25VL_3B_VOCAB == 151_936 and QWEN25VL_3B["num_layers"] == 36
     assert _bandwidth("NVIDIA H100 80GB HBM3") == 3.35e12 and _bandwidth("NVIDIA H100 PCIe") == 2.0e12
     assert _bandwidth("NVIDIA H200") == 4.8e12 and _bandwidth("a CPU") is None
+
+
+def test_the_3b_config_has_the_released_parameter_count(tmp_path):
+    import torch
+    from transformers import AutoProcessor, Qwen2_5_VLForConditionalGeneration
+
+    from medlib.gpu_check import qwen25vl_3b_config
+    from medlib.models.tiny import build_tiny_qwen25vl
+
+    tok = AutoProcessor.from_pretrained(build_tiny_qwen25vl(tmp_path / "tok")).tokenizer
+    with torch.device("meta"):
+        model = Qwen2_5_VLForConditionalGeneration(qwen25vl_3b_config(tok))
+    n = sum(p.numel() for p in model.parameters())
+    assert 3.70e9 < n < 3.80e9  # Qwen2.5-VL-3B-Instruct: 3.75 B

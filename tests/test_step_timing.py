@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from medlib.train.step_timing import Timers, TimedReward, summarise
+from medlib.train.step_timing import TimedReward, Timers, summarise
 
 
 def test_nested_timers_are_exclusive_and_rest_fills_the_step():
