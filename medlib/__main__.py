@@ -10,6 +10,7 @@
   data fetch NAME --root DATA_ROOT [--hub-id ID]             download a real dataset (or print the steps)
   data check --root DATA_ROOT [--allow-outside-root]         read every real dataset present, open every
                                                              image and volume, report the bad ones
+  gpu-check [--size 3b|tiny] [--steps 3] [--out FILE]         GRPO at the 3B size on one GPU (medlib.gpu_check)
 """
 
 from __future__ import annotations
@@ -54,6 +55,12 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--root", required=True, type=Path)
     c.add_argument("--allow-outside-root", action="store_true",
                    help="accept image paths in the annotation files that resolve outside the dataset folder")
+    gc = sub.add_parser("gpu-check", help="GRPO steps of a random 3B Qwen2.5-VL and MedSAM2 on one GPU, timed")
+    gc.add_argument("--size", default="3b", choices=("3b", "tiny"), help="tiny: the same code on a CPU in seconds")
+    gc.add_argument("--steps", type=int, default=3)
+    gc.add_argument("--out", type=Path, default=None, help="default results/benchmarks/gpu.json")
+    gc.add_argument("--no-vllm", action="store_true", help="skip the vLLM colocate run even when vllm imports")
+    gc.add_argument("--volume-slices", type=int, default=None, help="MedSAM2 volume depth (0: skip MedSAM2)")
     args = ap.parse_args(argv)
 
     if args.cmd == "reproduce":
@@ -113,6 +120,14 @@ def main(argv: list[str] | None = None) -> int:
 
         changed = [p for p in sorted(args.dir.glob("*.ipynb")) if strip_notebook(p)]
         print(f"stripped {len(changed)} notebook(s)")
+        return 0
+    if args.cmd == "gpu-check":
+        from .gpu_check import gpu_check
+
+        r = gpu_check(args.size, args.steps, args.out, vllm=not args.no_vllm, volume_slices=args.volume_slices)
+        g = r["grpo"]
+        print(f"{r['device']}: {r['parameters'] / 1e9:.2f} B parameters, {g['seconds_per_step']:.2f} s a step, "
+              f"shares {g['shares']}; wrote {args.out or 'results/benchmarks/gpu.json'}")
         return 0
     if args.cmd == "data":
         from .data.io import DatasetError

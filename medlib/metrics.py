@@ -220,6 +220,29 @@ def mask_iou(pred: np.ndarray, gt: np.ndarray, empty_value: float = 1.0) -> floa
     return int(np.logical_and(p, g).sum()) / union
 
 
+EMPTY_WINDOW_DICE = 0.0
+"""The windowed Dice's empty-mask rule, "an empty window scores 0": where neither mask has a
+voxel on the window's slices the Dice is 0, not 1. As a reward (MedVol-R1's R_c) a 1 would pay
+an answer whose key slice misses the target and whose boxes segment nothing there, the very
+answer R_c exists to penalise; the evaluation's ``DSC_local`` reads the same window with the
+same rule so that it reports what the reward rewarded."""
+
+
+def windowed_dice(pred: np.ndarray, gt: np.ndarray, z_lo: int, z_hi: int) -> float:
+    """Dice of two [z, y, x] masks on the axial slices ``z_lo <= t <= z_hi`` (clipped to the
+    volume): MedVol-R1 Eq. for R_c, Dice restricted to the key slice's neighbourhood N(k).
+    Both empty there -> :data:`EMPTY_WINDOW_DICE` (0)."""
+    p, g = np.asarray(pred), np.asarray(gt)
+    if p.shape != g.shape:
+        raise ValueError(f"mask shapes differ: {p.shape} vs {g.shape}")
+    lo, hi = max(int(z_lo), 0), min(int(z_hi) + 1, g.shape[0])
+    if hi <= lo:
+        return EMPTY_WINDOW_DICE
+    p, g = p[lo:hi].astype(bool, copy=False), g[lo:hi].astype(bool, copy=False)
+    denom = int(p.sum()) + int(g.sum())
+    return EMPTY_WINDOW_DICE if denom == 0 else 2.0 * int(np.logical_and(p, g).sum()) / denom
+
+
 def volume_metrics(preds: Sequence[np.ndarray], gts: Sequence[np.ndarray], n_boot: int = 2000, seed: int = 0) -> dict:
     """Volumetric DSC and IoU (%), each with a bootstrap 95% interval (MedVol-R1 Table 1)."""
     d = np.array([dice(p, g) for p, g in zip(preds, gts)]) * 100

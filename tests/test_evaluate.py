@@ -389,11 +389,15 @@ def test_3d_key_slice_boxes_and_volume_metrics(tmp_path, tiny, monkeypatch):
     assert "not one of the 4 shown slices" in preds[3]["reason"]
     # first: pred = box on z 4, 5, 6 = 240 voxels; GT 320; overlap z 4, 5 = 160.
     #   DSC = 2 * 160 / (240 + 320) = 4/7; IoU = 160 / (240 + 320 - 160) = 0.4
-    #   window |t - 5| <= 1: pred 240, GT 160 (z 4, 5), overlap 160 -> 2 * 160 / 400 = 0.8
+    #   window (default, shown slices) positions 1..3 around <slice 3> -> z 2..7: the whole overlap,
+    #   2 * 160 / (240 + 320) = 4/7; native window |t - 5| <= 1: pred 240, GT 160 (z 4, 5) -> 0.8
     # second: pred on z 0, 1, GT on z 2..5: DSC 0, window 0
     assert [p["dsc"] for p in preds] == pytest.approx([4 / 7, 0, 0, 0])
     assert [p["iou"] for p in preds] == pytest.approx([0.4, 0, 0, 0])
-    assert [p["dsc_local"] for p in preds] == pytest.approx([0.8, 0, 0, 0])
+    assert [p["dsc_local"] for p in preds] == pytest.approx([4 / 7, 0, 0, 0])
+    native = evaluate_3d(model, proc, [rec] * 4, segmenter=SlabSegmenter(), n_slices=4, slice_size=56, delta=1,
+                         bootstrap=100, config={"paper": "medvol"}, split="test", window="native")
+    assert native["metrics"]["DSC_local"]["mean"] == pytest.approx(20.0) and native["metrics"]["window"] == "native"
     # key slice: GT areas on the shown slices [0, 80, 80, 0]; z 5 -> 80 / 80 = 1, z 0 -> 0;
     # boxes on z 5: exact match -> 1; on z 0 no GT box -> 0 / max(1, 0) = 0
     assert [p["key_hit"] for p in preds] == [True, False, False, False]
@@ -401,7 +405,8 @@ def test_3d_key_slice_boxes_and_volume_metrics(tmp_path, tiny, monkeypatch):
     assert [p["key_boxes"] for p in preds] == pytest.approx([1, 0, 0, 0])
     m = s["metrics"]
     assert m["DSC"]["mean"] == pytest.approx(100 * (4 / 7) / 4) and m["IoU"]["mean"] == pytest.approx(10.0)
-    assert m["DSC_local"]["mean"] == pytest.approx(20.0) and m["key_hit"]["mean"] == pytest.approx(25.0)
+    assert m["DSC_local"]["mean"] == pytest.approx(100 * (4 / 7) / 4) and m["key_hit"]["mean"] == pytest.approx(25.0)
+    assert m["window"] == "sampled"
     assert s["refusals"] == 2 and m["segmenter"] == "slab" and m["delta"] == 1
     assert json.loads((tmp_path / "ev3" / "summary.json").read_text())["provenance"]["config_hash"]
 

@@ -130,3 +130,20 @@ def test_mask_dice_variants():
     empty = np.zeros((4, 4), bool)
     assert m.mask_dice(empty, empty, "paper") == 1.0  # nothing to find, nothing found
     assert m.mask_dice(empty, empty, "official") == 0.0  # the public code's +1e-6
+
+
+def test_windowed_dice_hand_computed_and_empty_window_scores_zero():
+    from medlib.metrics import EMPTY_WINDOW_DICE, windowed_dice
+
+    gt = np.zeros((6, 4, 4), dtype=bool)
+    pred = np.zeros_like(gt)
+    gt[2, :2, :2] = True  # 4 voxels on z2
+    pred[2, :2, :1] = True  # 2 inside
+    pred[4, :2, :2] = True  # 4 on z4 (outside a window ending at z3)
+    assert windowed_dice(pred, gt, 1, 3) == pytest.approx(2 * 2 / (2 + 4))
+    assert windowed_dice(pred, gt, 1, 4) == pytest.approx(2 * 2 / (6 + 4))
+    assert windowed_dice(pred, gt, -5, 99) == pytest.approx(4 / 10)  # clipped to the volume
+    assert EMPTY_WINDOW_DICE == 0.0 and windowed_dice(pred, gt, 0, 1) == 0.0  # both empty there
+    assert windowed_dice(pred, gt, 4, 3) == 0.0  # an empty range
+    with pytest.raises(ValueError, match="shapes differ"):
+        windowed_dice(pred, gt[:3], 0, 1)

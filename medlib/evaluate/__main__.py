@@ -125,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     if cfg.paper == "medvol":
         delta = args.delta if args.delta is not None else int(cfg.grpo.reward_options.get("delta", 5))
         s = evaluate_3d(model, processor, records, segmenter=segmenter, n_slices=cfg.data.n_slices,
-                        slice_size=cfg.data.slice_size, delta=delta, **common)
+                        slice_size=cfg.data.slice_size, delta=delta,
+                        window=str(cfg.grpo.reward_options.get("window", "sampled")), **common)
     else:
         s = evaluate_2d(model, processor, records, paper=cfg.paper, template=cfg.template, segmenter=segmenter,
                         repetition_penalty=penalty, segmenter_spec=spec,

@@ -39,7 +39,8 @@ Rewards by paper (name in weights -> TRL name)
   points_dice; ``hard`` adds box_align, box_scale, points_align, points_angle; ``base``:
   base_think_format, base_answer_format, base_box_iou, base_box_l1, base_points_l1.
   Option ``variant``: ``official`` (public code, default) or ``paper``.
-* ``medvol``: format, axial, spatial, cross_slice (cross_slice needs ``segmenter=``).
+* ``medvol``: format, axial, spatial, cross_slice (cross_slice needs ``segmenter=``; option
+  ``window``: ``sampled``, R_c's Delta in shown slices, default, or ``native`` volume z).
 
 Models
 ------
@@ -63,7 +64,15 @@ from .medground import (
 )
 from .medreasoner import MODES, VARIANTS, MedReasonerReward
 from .medreasoner import TERMS as MEDREASONER_TERMS
-from .medvol import DELTA, SLICE_BASE, MedVolAxial, MedVolCrossSlice, MedVolFormat, MedVolSpatial
+from .medvol import (
+    DEFAULT_WINDOW,
+    DELTA,
+    SLICE_BASE,
+    MedVolAxial,
+    MedVolCrossSlice,
+    MedVolFormat,
+    MedVolSpatial,
+)
 
 
 class RewardConfigError(ValueError):
@@ -89,7 +98,7 @@ _OPTIONS: dict[str, dict[str, Any]] = {
         "max_pixels": None,
     },
     "medreasoner": {"mode": "soft", "variant": "official", "replicate_base_gt_bug": False},
-    "medvol": {"segmenter": None, "delta": DELTA, "slice_base": SLICE_BASE, "connectivity": 2},
+    "medvol": {"segmenter": None, "delta": DELTA, "slice_base": SLICE_BASE, "connectivity": 2, "window": DEFAULT_WINDOW},
 }
 _PAPER_SETS = {
     "medground": ("format", "spatial", "semantic"),
@@ -149,7 +158,7 @@ def _make(p: str, name: str, o: dict[str, Any]) -> Any:
             "medvol reward 'cross_slice' needs segmenter= (a Segmenter or its spec), "
             "or leave it out of the weights"
         )
-    return MedVolCrossSlice(o["segmenter"], o["delta"], o["slice_base"], o["connectivity"])
+    return MedVolCrossSlice(o["segmenter"], o["delta"], o["slice_base"], o["connectivity"], window=o["window"])
 
 
 def build_reward_set(

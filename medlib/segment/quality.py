@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from ..geometry import mask_to_box, mask_to_boxes
-from ..metrics import dice, mask_iou
+from ..metrics import dice, mask_iou, windowed_dice
 from .preprocess import ABDOMEN_WINDOW
 
 PROMPTS = ("points", "box", "box+points")
@@ -93,8 +93,9 @@ def crop_z(case: SegCase3D, lo: int, hi: int) -> SegCase3D:
 
 
 def dice_z(pred: np.ndarray, gt: np.ndarray, lo: int, hi: int) -> float:
-    """Dice of two [z, y, x] masks on slices ``lo <= t < hi`` (1.0 when both are empty there)."""
-    return dice(pred[max(lo, 0) : hi], gt[max(lo, 0) : hi])
+    """Dice of two [z, y, x] masks on slices ``lo <= t < hi``; 0 when both are empty there
+    (:func:`medlib.metrics.windowed_dice`, the rule R_c uses)."""
+    return windowed_dice(pred, gt, lo, hi - 1)
 
 
 def interior_points(mask: np.ndarray) -> np.ndarray:
