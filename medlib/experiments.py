@@ -97,6 +97,8 @@ def stage_key(cfg: RunConfig, stage: str) -> str:
     for other in STAGES:
         if other not in chain:
             d.pop(other)
+    if d.get("grpo", {}).get("fast_generation") is True:  # same samples as generate: keys of runs before it stay
+        d["grpo"].pop("fast_generation")
     init = d[chain[-1]]["init_from"]
     if init != "base":
         done = repo_path(init).parent / DONE

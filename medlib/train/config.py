@@ -193,6 +193,10 @@ class GRPOStage(StageConfig):
     vllm_mode: str = "colocate"
     vllm_gpu_memory_utilization: float = 0.3
     log_completions: bool = False
+    fast_generation: bool = True
+    """On a CPU, sample completions with one pre-fill per distinct prompt and a lean decoding loop
+    (:mod:`medlib.train.fast_generation`): the same tokens as ``generate`` for the same seed,
+    faster. False: TRL's ``model.generate``. GPU and vLLM runs use TRL's path either way."""
 
 
 @dataclass

@@ -122,10 +122,11 @@ def sample_completions(model, input_ids: torch.Tensor, attention_mask: torch.Ten
                        max_new_tokens: int, eos_token_ids: Sequence[int], pad_token_id: int, do_sample: bool = True,
                        temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
                        repetition_penalty: float = 1.0, suppress_tokens: Sequence[int] | None = None,
-                       share_prefill: bool = True) -> torch.Tensor:
+                       share_prefill: bool = True, logits_out: list | None = None) -> torch.Tensor:
     """Prompt and completion ids [B, S + T], as ``model.generate(input_ids, attention_mask=...,
     **multimodal)`` returns them (left-padded prompts; finished rows padded with ``pad_token_id``;
-    stops when every row has emitted an EOS or after ``max_new_tokens``)."""
+    stops when every row has emitted an EOS or after ``max_new_tokens``). ``logits_out``, when
+    given, receives each step's raw next-token logits [B, V] (``generate``'s ``output_logits``)."""
     from transformers import DynamicCache
 
     device = input_ids.device
@@ -160,6 +161,8 @@ def sample_completions(model, input_ids: torch.Tensor, attention_mask: torch.Ten
     ids, mask = input_ids, attention_mask
     unfinished = torch.ones(ids.shape[0], dtype=torch.bool, device=device)
     for step in range(max_new_tokens):
+        if logits_out is not None:
+            logits_out.append(logits)
         scores = process_logits(logits, ids, temperature=temperature, top_k=top_k, top_p=top_p,
                                 repetition_penalty=repetition_penalty, suppress=suppress) if do_sample else \
             process_logits(logits, ids, repetition_penalty=repetition_penalty, suppress=suppress)
@@ -239,3 +242,13 @@ class FastGenerationMixin:
                                                  has_tool_images)
         finally:
             del target.generate
+
+
+def grpo_trainer_class(fast_generation: bool):
+    """``trl.GRPOTrainer``, or with ``fast_generation`` the same trainer with
+    :class:`FastGenerationMixin`'s CPU sampling (``grpo.fast_generation``)."""
+    from trl import GRPOTrainer
+
+    if not fast_generation:
+        return GRPOTrainer
+    return type("FastGenerationGRPOTrainer", (FastGenerationMixin, GRPOTrainer), {"__module__": __name__})
