@@ -208,6 +208,10 @@ class GRPOStage(StageConfig):
     ``vllm_importance_sampling_correction``, on by default in TRL 1.16). Off: the papers' GRPO,
     whose ratio is taken to the recomputed old policy only (veRL)."""
     log_completions: bool = False
+    fast_generation: bool = True
+    """On a CPU, sample completions with one pre-fill per distinct prompt and a lean decoding loop
+    (:mod:`medlib.train.fast_generation`): the same tokens as ``generate`` for the same seed,
+    faster. False: TRL's ``model.generate``. GPU and vLLM runs use TRL's path either way."""
 
 
 @dataclass

@@ -143,9 +143,8 @@ def run_grpo(
     ``reward_funcs`` / ``reward_weights`` replace the paper's set (tests, ablations);
     ``train_dataset`` replaces the rows built from ``cfg.data``.
     """
-    from trl import GRPOTrainer
-
     from .datasets import build_rows, load_records, to_dataset
+    from .fast_generation import grpo_trainer_class
     from .preflight import check_paths
 
     cfg = as_config(cfg, overrides)
@@ -173,7 +172,7 @@ def run_grpo(
                                           "rewards": [getattr(f, "__name__", str(f)) for f in funcs],
                                           "reward_weights": weights})
     peft = lora_config(cfg.grpo)
-    trainer = resumable(GRPOTrainer)(
+    trainer = resumable(grpo_trainer_class(cfg.grpo.fast_generation))(
         model=model_path,
         reward_funcs=funcs,
         args=grpo_args(cfg, run_dir, device, weights),

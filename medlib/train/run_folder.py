@@ -23,10 +23,11 @@ COSMETIC = ("progress", "resume", "report_to")
 
 
 GRPO_KEY_EXEMPT_AT_DEFAULT = {"rollout_batch_prompts": None, "update_batch_prompts": None,
-                              "vllm_importance_sampling_correction": False}
+                              "vllm_importance_sampling_correction": False, "fast_generation": True}
 """GRPO settings that, at these values, train exactly as runs made before the settings existed
-(one rollout per optimizer step; no vLLM reweighting): left out of the key then, so that a run
-cached before they were added is reused, not retrained."""
+(one rollout per optimizer step; no vLLM reweighting; the CPU sampling loop, which draws the same
+samples as ``generate``): left out of the key then, so that a run cached before they were added
+is reused, not retrained."""
 
 
 def stage_dict(d: dict[str, Any], stage: str) -> dict[str, Any]:
