@@ -164,9 +164,9 @@ def prepare(spec: dict[str, Any]) -> None:
     for arm in spec["arms"].values():
         rewards |= {o.split("=", 1)[1] for o in arm.get("set", []) if o.startswith("grpo.rewards")}
     if any("semantic" in r for r in rewards) and cfg.grpo.reward_options.get("semantic_scorer"):
-        from .semantic import load_scorer
+        from .semantic import ensure_trained
 
-        load_scorer(cfg.grpo.reward_options["semantic_scorer"])
+        ensure_trained(cfg.grpo.reward_options["semantic_scorer"])
 
 
 def _pool_map(jobs: int, tasks: list[tuple]) -> list[dict[str, Any]]:

@@ -79,11 +79,11 @@ def load_reward_models(funcs: list[Any]) -> None:
     """Load the semantic scorer of every reward in ``funcs`` that names one by spec, now rather
     than at the first completion with a parseable box; ModelLoadError in one sentence."""
     from ..models.load import ModelLoadError
-    from ..rewards.registry import TEST_SCORER_SPECS
+    from ..semantic import STAND_IN_SPECS
 
     for f in funcs:
         spec = getattr(f, "scorer", None)
-        if not isinstance(spec, str) or spec in TEST_SCORER_SPECS:
+        if not isinstance(spec, str) or spec in STAND_IN_SPECS:
             continue
         from ..semantic import load_scorer
 
