@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
 import time
@@ -39,6 +40,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 10_000_000], help="characters per completion")
     ap.add_argument("--out", default=str(results_dir("benchmarks") / "parsers_adversarial.json"))
     args = ap.parse_args(argv)
+    load_before = [round(x, 2) for x in os.getloadavg()]
     functions = {f"parser:{k}": v for k, v in PARSERS.items()} | {f"reward:{k}": v for k, v in non_model_rewards().items()}
     sizes = {}
     for n in args.sizes:
@@ -61,12 +63,13 @@ def main(argv: list[str] | None = None) -> dict:
     out = {
         "command": "python benchmarks/bench_parsers_adversarial.py " + " ".join(map(shlex.quote, argv or sys.argv[1:])),
         "goal_seconds": GOAL_SECONDS,
-        "note": "one cold call per cell (parse caches cleared), wall seconds on the machine below",
+        "note": "one cold call per cell (parse caches cleared), wall seconds on the machine below, which other "
+                "jobs may share: load_average (1, 5, 15 min) is read before and after the run",
+        "load_average": {"before": load_before, "after": [round(x, 2) for x in os.getloadavg()]},
         "sizes": sizes,
         **run_info(),
     }
-    path = results_dir("benchmarks") / "parsers_adversarial.json" if args.out is None else args.out
-    with open(path, "w") as f:
+    with open(args.out, "w") as f:
         f.write(json.dumps(out, indent=1) + "\n")
     return out
 

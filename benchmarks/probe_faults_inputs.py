@@ -298,6 +298,8 @@ def main() -> dict:
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         probes = override_probes(tmp) + config_probes(tmp) + edge_probes(tmp) + fail_early_probes(tmp) + parser_probes()
+        for p in probes:  # no paths of this machine in a results file
+            p["detail"] = p["detail"].replace(str(tmp), "<tmp>").replace(str(REPO), "<repo>")
     counts = {"tried": len(probes)} | {o: sum(p["outcome"] == o for p in probes) for o in OUTCOMES}
     out = {"probes": probes, "counts": counts, "command": "python benchmarks/probe_faults_inputs.py",
            "seconds": round(time.perf_counter() - t0, 1)}
