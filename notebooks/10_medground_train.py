@@ -179,3 +179,50 @@ else:
     display(study["per_seed"])
     display(study["means"])
     display(study["differences"])
+
+# %% [markdown]
+# ## The effects, with power: five seeds, 300 test images, settings chosen on validation
+#
+# The study (`python -m medlib.study run --spec configs/studies/medground_r1.yaml`; its spec says
+# how each setting was chosen) trains, per seed, one SFT start and from it every arm: GRPO with the
+# paper's three rewards, SFT continued for as many steps (Table 4's control) and for about GRPO's
+# wall time, and Table 3's arms without one reward. Every hyper-parameter of GRPO and of the
+# control was chosen on the 200 validation images (`results/study/medground/selection_*.csv`); the
+# test split is read only here. A claim's delta is paired (same seed, same test images); its
+# interval resamples seeds and images, and the verdict is `shown` only when that interval excludes
+# zero in the paper's direction. This cell reads the committed results; it trains nothing.
+
+# %%
+from medlib.effects import load_effects
+from medlib.study_report import arm_means, explain, plot_passk, plot_signal, selection_table, study_files
+
+files = study_files("medground")
+if "arms" not in files:
+    print("no study results yet: python -m medlib.study run --spec configs/studies/medground_r1.yaml")
+else:
+    for name in ("selection_grpo", "selection_sft_more"):
+        if name in files:
+            display(selection_table(files[name]))
+    display(arm_means(files["arms"]))
+    effects = load_effects("MedGround-R1")
+    if effects is not None:
+        display(effects[["table", "claim", "metric", "seeds", "n_test", "delta", "ci_lo", "ci_hi", "paper_delta",
+                         "verdict"]])
+
+# %% [markdown]
+# ### Why: what sampling could already find, and where the GRPO signal came from
+#
+# pass@k samples 16 answers per test image at the GRPO temperature: if GRPO raises pass@1 but not
+# pass@16, it *sharpened* answers the SFT start could already sample. The per-step diagnostics
+# (logged by every GRPO run, `medlib.train.diagnostics`) say how often a group's completions all
+# earned the same spatial reward (then only the other rewards move the advantages) and each
+# reward's share of the advantage variance.
+
+# %%
+if "passk" in files:
+    save_figure(plot_passk(files["passk"]), "10_study_passk")
+    plt.show()
+if "diagnostics" in files:
+    save_figure(plot_signal("medground"), "10_study_grpo_signal")
+    plt.show()
+print(explain("medground", "MedGround-R1"))

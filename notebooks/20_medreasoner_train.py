@@ -91,3 +91,23 @@ for v, arm in arms.items():
                          ci_high=float(r[f"{metric}_hi"]), n=int(r["n"])))
     rows.append(dict(**at, **labels, metric="refusals", value=float(r["refusals"]), n=int(r["n"])))
 write_ours(rows, "medreasoner", "3", f"20_medreasoner_train_{PROFILE}")
+
+# %% [markdown]
+# ## The effects, with power
+#
+# The effect study of this paper (several seeds, settings chosen on the validation split, paired
+# intervals over seeds and test items, a verdict computed from them) has the same runner as
+# MedGround-R1's, `medlib.study`. This cell shows its rows of `results/effects.csv` and what they
+# mean when the study has run, and says so when it has not.
+
+# %%
+from medlib.effects import load_effects
+from medlib.study_report import explain
+
+effects = load_effects("MedReasoner")
+if effects is None or effects.empty:
+    print("MedReasoner: no effect study has run yet, so no claim of this paper is judged here; the arms above are "
+          "one seed on a small test split (intervals in the table), not a test of the paper's effect.")
+else:
+    display(effects[["table", "claim", "metric", "seeds", "n_test", "delta", "ci_lo", "ci_hi", "verdict"]])
+    print(explain("medreasoner", "MedReasoner"))

@@ -76,3 +76,23 @@ for ax, metric in zip(axes, ("DSC", "key_hit")):
 fig.tight_layout()
 save_figure(fig, "30_medvol_arms")
 plt.show()
+
+# %% [markdown]
+# ## The effects, with power
+#
+# The effect study of this paper (several seeds, settings chosen on the validation split, paired
+# intervals over seeds and test items, a verdict computed from them) has the same runner as
+# MedGround-R1's, `medlib.study`. This cell shows its rows of `results/effects.csv` and what they
+# mean when the study has run, and says so when it has not.
+
+# %%
+from medlib.effects import load_effects
+from medlib.study_report import explain
+
+effects = load_effects("MedVol-R1")
+if effects is None or effects.empty:
+    print("MedVol-R1: no effect study has run yet, so no claim of this paper is judged here; the arms above are "
+          "one seed on a small test split (intervals in the table), not a test of the paper's effect.")
+else:
+    display(effects[["table", "claim", "metric", "seeds", "n_test", "delta", "ci_lo", "ci_hi", "verdict"]])
+    print(explain("medvol", "MedVol-R1"))

@@ -41,3 +41,21 @@ display(index)
 out = results_dir("tables")
 for row in index.itertuples():
     display(Markdown((out / f"{row.paper}_table{row.table}.md").read_text()))
+
+# %% [markdown]
+# ## The effects table
+#
+# One row per claim of the papers that a study has judged (`results/effects.csv`, written by
+# `python -m medlib.study run`): our paired delta with its 95% interval over seeds and test items,
+# the paper's own delta beside it where the paper printed both rows, and the verdict computed from
+# the interval (`shown`, `not shown`, `reversed`). Also in `results/tables/effects.md`.
+
+# %%
+from medlib.effects import effects_markdown, load_effects
+
+effects = load_effects()
+if effects is None or effects.empty:
+    print("no effect study has run yet: python -m medlib.study run --spec configs/studies/<paper>.yaml")
+else:
+    (out / "effects.md").write_text(effects_markdown(effects))
+    display(Markdown(effects_markdown(effects)))

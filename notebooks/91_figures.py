@@ -60,3 +60,21 @@ if lp is not None:
     made += save_figure(plot_learning_study(lp), "91_learning_study")
     plt.show()
 print(f"{len(made)} files written")
+
+# %% [markdown]
+# ## Effect sizes: ours beside the paper's
+#
+# Each pooled claim of `results/effects.csv`: our delta (dot) with its 95% interval over seeds and
+# test items (line), coloured by verdict, and the paper's own delta (open diamond) where it printed
+# both rows. At CPU scale the paper's deltas (7B models, real data, thousands of steps) are a
+# direction to compare with, not a size to match.
+
+# %%
+from medlib.effects import load_effects, plot_effects
+
+effects = load_effects()
+if effects is None or effects.empty:
+    print("no effect study has run yet: python -m medlib.study run --spec configs/studies/<paper>.yaml")
+else:
+    made += save_figure(plot_effects(effects), "91_effects")
+    plt.show()
