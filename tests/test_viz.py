@@ -65,3 +65,50 @@ def test_segmentation_figures_fit_a_page_with_a_legend_under_them():
     fig = plot_propagation(case, pred, boxes)
     assert fig.get_figwidth() <= PAGE_WIDTH_IN and len(fig.legends) == 1
     assert not fig.axes[-2].get_legend()  # the Dice curve carries no legend over its data
+
+
+def test_prediction_examples_pick_best_median_worst_and_draw_the_segmenters_mask():
+    from medlib.rewards.analysis import ThresholdFloodSegmenter
+    from medlib.viz import best_median_worst, plot_prediction_examples
+
+    class Rec:
+        def __init__(self, seed):
+            self.seed = seed
+
+        def load_image(self):
+            img = np.full((64, 64), 40, np.uint8)
+            img[20:30, 20:30] = 200
+            return img
+
+        def load_mask(self):
+            m = np.zeros((64, 64), bool)
+            m[20:30, 20:30] = True
+            return m
+
+    preds = [dict(sample_id=f"s{i}", query=f"q{i}", gt_box=[20, 20, 30, 30], box=[18, 18, 30, 30] if i else None,
+                  points=[[24, 24], [26, 26]] if i else None, mask_dice=d) for i, d in enumerate((0.0, 0.9, 0.5, 0.7))]
+    assert best_median_worst(preds, "mask_dice") == [1, 2, 0]  # order 0.9, 0.7, 0.5, 0.0: the median is the 3rd
+    fig = plot_prediction_examples(preds, {p["sample_id"]: Rec(i) for i, p in enumerate(preds)}, key="mask_dice",
+                                   label="Dice", segmenter=ThresholdFloodSegmenter())
+    heads = [ax.get_title(loc="left").splitlines()[0] for ax in fig.axes[:3]]
+    assert heads == ["Dice 0.90", "Dice 0.50", "Dice 0.00 (no box: refused or unparsable)"]
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert labels == ["ground-truth box", "predicted box", "predicted key points", "ground-truth mask", "predicted mask"]
+    assert len(fig.axes[0].collections) >= 2  # GT and predicted mask outlines on the first panel
+
+
+def test_a_wide_laid_out_figure_is_laid_out_again_at_page_width(tmp_path):
+    import matplotlib.pyplot as plt
+
+    from medlib.viz import save_figure
+
+    fig, (a0, a1) = plt.subplots(1, 2, figsize=(10, 3.8))
+    a0.set_ylabel("per-token estimate")
+    a1.plot([0, 1], [-20000, 20000])  # wide tick labels: the gap between the panels is all used
+    a1.set_ylabel("estimate")
+    fig.tight_layout()  # laid out at 10 inches
+    save_figure(fig, "wide", tmp_path)
+    fig.canvas.draw()
+    r = fig.canvas.get_renderer()
+    assert fig.get_figwidth() == PAGE_WIDTH_IN
+    assert a1.yaxis.label.get_window_extent(r).x0 > a0.get_window_extent(r).x1  # its label clears the left panel
