@@ -284,3 +284,44 @@ def plot_prediction_examples(preds: Sequence[dict], records: dict, key: str = "i
                 item["pred_mask"] = segmenter.segment_2d(img, box=np.asarray(p["box"], float), points=pts)
         items.append(item)
     return plot_predictions(items, title=title)
+
+
+def plot_propagated_slices(volume: np.ndarray, gt: np.ndarray, pred: np.ndarray, slices: Sequence[int],
+                           key_z: int | None = None, window=(40, 400), boxes=(), title: str = ""):
+    """Axial slices ``slices`` of a ``[z, y, x]`` volume, a page wide: ground-truth outline (lime),
+    the mask propagated from the key slice (red), the model's key-slice ``boxes`` (dashed red),
+    each slice titled with its z and Dice; a legend under the panels."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Rectangle
+
+    from .metrics import dice
+
+    plt = _plt()
+    level, width = window
+    v = np.clip((np.asarray(volume, float) - (level - width / 2)) / width, 0, 1)
+    gt, pred = np.asarray(gt, bool), np.asarray(pred, bool)
+    n = max(len(slices), 1)
+    side = PAGE_WIDTH_IN / n
+    fig, axes = plt.subplots(1, n, figsize=(PAGE_WIDTH_IN, side + 0.9), squeeze=False)
+    for ax, t in zip(axes[0], slices):
+        ax.imshow(v[t], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        if gt[t].any():
+            ax.contour(gt[t].astype(float), levels=[0.5], colors=GT_COLOR, linewidths=0.8)
+        if pred[t].any():
+            ax.contour(pred[t].astype(float), levels=[0.5], colors=PRED_COLOR, linewidths=0.8)
+        if key_z is not None and t == key_z:
+            for b in boxes:
+                x1, y1, x2, y2 = (float(c) for c in b)
+                ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, ec=PRED_COLOR, ls="--", lw=0.8))
+        key = " (key)" if key_z is not None and t == key_z else ""
+        ax.set_title(f"z={t}{key}\nDice {dice(pred[t], gt[t]):.2f}", fontsize=7)
+        ax.axis("off")
+    handles = [Line2D([], [], color=GT_COLOR, lw=1.2, label="ground truth"),
+               Line2D([], [], color=PRED_COLOR, lw=1.2, label="propagated from the model's key-slice boxes")]
+    if len(boxes):
+        handles.append(Line2D([], [], color=PRED_COLOR, lw=1.0, ls="--", label="model's boxes (key slice)"))
+    if title:
+        fig.suptitle(wrap(title, 110), fontsize=8)
+    fig.tight_layout(rect=(0, 0.25 / fig.get_figheight(), 1, 1))
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=7, frameon=False)
+    return fig

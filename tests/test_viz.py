@@ -112,3 +112,17 @@ def test_a_wide_laid_out_figure_is_laid_out_again_at_page_width(tmp_path):
     r = fig.canvas.get_renderer()
     assert fig.get_figwidth() == PAGE_WIDTH_IN
     assert a1.yaxis.label.get_window_extent(r).x0 > a0.get_window_extent(r).x1  # its label clears the left panel
+
+
+def test_propagated_slices_page_wide_titled_with_dice_and_a_legend():
+    from medlib.viz import plot_propagated_slices
+
+    gt = np.zeros((9, 32, 32), bool)
+    gt[2:7, 10:20, 10:20] = True
+    pred = np.zeros_like(gt)
+    pred[4, 10:20, 10:20] = True
+    fig = plot_propagated_slices(200.0 * gt, gt, pred, [2, 4, 6], key_z=4, boxes=[[10, 10, 20, 20]],
+                                 title="a query that is long " * 8)
+    assert fig.get_figwidth() <= PAGE_WIDTH_IN
+    assert [ax.get_title() for ax in fig.axes] == ["z=2\nDice 0.00", "z=4 (key)\nDice 1.00", "z=6\nDice 0.00"]
+    assert [t.get_text() for t in fig.legends[0].get_texts()][0] == "ground truth"
