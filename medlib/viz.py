@@ -188,7 +188,10 @@ def plot_records_grid(records: Sequence, ncols: int = 4, title: str = ""):
     n = len(records)
     nrows = max(1, int(np.ceil(n / ncols)))
     side = PAGE_WIDTH_IN / ncols
-    fig, axes = plt.subplots(nrows, ncols, figsize=(PAGE_WIDTH_IN, (side + 0.6) * nrows + 0.5), squeeze=False)
+    width = int(side * 16)
+    lines = max((len(wrap(r.query, width).splitlines()) for r in records), default=1)
+    row_h = side + 0.13 * lines + 0.15  # room for the longest wrapped query above each image
+    fig, axes = plt.subplots(nrows, ncols, figsize=(PAGE_WIDTH_IN, row_h * nrows + 0.6), squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
     has_points = has_mask = False
@@ -196,8 +199,7 @@ def plot_records_grid(records: Sequence, ncols: int = 4, title: str = ""):
         mask = r.load_mask()
         has_points |= r.points is not None and len(r.points) > 0
         has_mask |= mask is not None
-        draw_sample(ax, r.load_image(), boxes=r.boxes, points=r.points, mask=mask, title=r.query,
-                    title_width=int(side * 16))
+        draw_sample(ax, r.load_image(), boxes=r.boxes, points=r.points, mask=mask, title=r.query, title_width=width)
     from matplotlib.lines import Line2D
 
     handles = [Line2D([], [], color=GT_COLOR, lw=1.5, label="box (first target; others orange, magenta)")]

@@ -126,3 +126,25 @@ def test_propagated_slices_page_wide_titled_with_dice_and_a_legend():
     assert fig.get_figwidth() <= PAGE_WIDTH_IN
     assert [ax.get_title() for ax in fig.axes] == ["z=2\nDice 0.00", "z=4 (key)\nDice 1.00", "z=6\nDice 0.00"]
     assert [t.get_text() for t in fig.legends[0].get_texts()][0] == "ground truth"
+
+
+def test_records_grid_titles_clear_the_images_above_them():
+    from medlib.viz import plot_records_grid
+
+    class Rec:
+        boxes, points = [[10, 10, 30, 30]], [[20, 20], [22, 22]]
+        query = LONG
+
+        def load_image(self):
+            return _image()
+
+        def load_mask(self):
+            return None
+
+    fig = plot_records_grid([Rec() for _ in range(8)], title="t")
+    fig.canvas.draw()
+    r = fig.canvas.get_renderer()
+    above, below = fig.axes[0], fig.axes[4]
+    assert fig.get_figwidth() <= PAGE_WIDTH_IN
+    assert below.title.get_window_extent(r).y1 < above.get_window_extent(r).y0  # the long query fits between rows
+    assert " ".join(below.get_title().split()) == LONG
