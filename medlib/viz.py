@@ -41,8 +41,11 @@ def fit_to_page(fig, width: float = PAGE_WIDTH_IN) -> None:
     w, h = fig.get_size_inches()
     if w <= width + 1e-6:
         return
+    from matplotlib.layout_engine import PlaceHolderLayoutEngine
+
     fig.set_size_inches(width, h * width / w)
-    if fig.get_layout_engine() is None:
+    engine = fig.get_layout_engine()  # a placeholder after fig.tight_layout(): lay out again at the new size
+    if engine is None or isinstance(engine, PlaceHolderLayoutEngine):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             fig.tight_layout()
@@ -64,7 +67,7 @@ def save_figure(fig, name: str, out_dir: Path | None = None, pdf: bool = True) -
     return paths
 
 
-def box_legend(fig, points: bool = False, mask: bool = False, pred_mask: bool = False, ncol: int = 4) -> None:
+def box_legend(fig, points: bool = False, mask: bool = False, pred_mask: bool = False, ncol: int = 5) -> None:
     """One legend under the panels: ground truth (solid lime), prediction (dashed red), and the
     points / mask outlines the panels draw; it covers no image."""
     from matplotlib.lines import Line2D
@@ -72,13 +75,13 @@ def box_legend(fig, points: bool = False, mask: bool = False, pred_mask: bool = 
     handles = [Line2D([], [], color=GT_COLOR, lw=1.5, label="ground-truth box"),
                Line2D([], [], color=PRED_COLOR, lw=1.5, ls="--", label="predicted box")]
     if points:
-        handles.append(Line2D([], [], ls="", marker="o", mfc=PRED_COLOR, mec="white", label="key points"))
+        handles.append(Line2D([], [], ls="", marker="o", mfc=PRED_COLOR, mec="white", label="predicted key points"))
     if mask:
         handles.append(Line2D([], [], color="cyan", lw=1.2, label="ground-truth mask"))
     if pred_mask:
         handles.append(Line2D([], [], color="yellow", lw=1.2, label="predicted mask"))
-    fig.legend(handles=handles, loc="lower center", ncol=min(ncol, len(handles)), fontsize=7, frameon=False,
-               bbox_to_anchor=(0.5, 0.0))
+    fig.legend(handles=handles, loc="lower center", ncol=min(ncol, len(handles)), fontsize=6.5, frameon=False,
+               bbox_to_anchor=(0.5, 0.0), handlelength=1.6, columnspacing=1.0)
 
 
 def draw_sample(ax, image: np.ndarray, boxes=(), points=None, mask=None, title: str = "", box_colors=None,
@@ -139,7 +142,7 @@ def plot_predictions(items: Sequence[dict], title: str = "", zoom: float = 1.0):
     plt = _plt()
     n = max(len(items), 1)
     col_w = min(2.3, PAGE_WIDTH_IN / n)
-    fig, axes = plt.subplots(2, n, figsize=(col_w * n, 2 * col_w + 1.2), squeeze=False,
+    fig, axes = plt.subplots(2, n, figsize=(col_w * n, 2 * col_w + 1.0), squeeze=False,
                              gridspec_kw={"hspace": 0.08, "wspace": 0.05})
     has_points = any(it.get("points") is not None and len(it.get("points")) for it in items)
     has_mask = any(it.get("mask") is not None for it in items)
@@ -162,7 +165,7 @@ def plot_predictions(items: Sequence[dict], title: str = "", zoom: float = 1.0):
                     pred_mask=_crop(it.get("pred_mask"), ys, xs), title="")
         axes[1, j].text(0.02, 0.98, f"zoom x{img.shape[1] / max(xs.stop - xs.start, 1):.1f}", transform=axes[1, j].transAxes,
                         fontsize=6, color="white", va="top", ha="left")
-        if (ys.stop - ys.start, xs.stop - xs.start) != img.shape[:2]:  # where the zoom is, on the whole image
+        if max(img.shape[0] / (ys.stop - ys.start), img.shape[1] / (xs.stop - xs.start)) > 1.05:  # where the zoom is
             axes[0, j].add_patch(Rectangle((xs.start - 0.5, ys.start - 0.5), xs.stop - xs.start, ys.stop - ys.start,
                                            fill=False, ec="white", lw=0.6, ls=":"))
     for ax in axes[:, len(items):].ravel():
@@ -170,7 +173,11 @@ def plot_predictions(items: Sequence[dict], title: str = "", zoom: float = 1.0):
     box_legend(fig, points=has_points, mask=has_mask, pred_mask=has_pred_mask)
     if title:
         fig.suptitle(title, fontsize=9)
-    fig.subplots_adjust(left=0.01, right=0.99, top=0.82 if title else 0.86, bottom=0.06)
+    lines = max((len(ax.get_title(loc="left").splitlines()) for ax in axes[0]), default=1)
+    head_in = 0.13 * lines + 0.1 + (0.3 if title else 0.0)  # room for the wrapped queries and the title
+    fig.set_size_inches(fig.get_figwidth(), 2 * col_w + head_in + 0.45)
+    fig.subplots_adjust(left=0.01, right=0.99, top=1 - head_in / fig.get_figheight(),
+                        bottom=0.35 / fig.get_figheight())
     return fig
 
 
@@ -181,7 +188,10 @@ def plot_records_grid(records: Sequence, ncols: int = 4, title: str = ""):
     n = len(records)
     nrows = max(1, int(np.ceil(n / ncols)))
     side = PAGE_WIDTH_IN / ncols
-    fig, axes = plt.subplots(nrows, ncols, figsize=(PAGE_WIDTH_IN, (side + 0.6) * nrows + 0.5), squeeze=False)
+    width = int(side * 16)
+    lines = max((len(wrap(r.query, width).splitlines()) for r in records), default=1)
+    row_h = side + 0.13 * lines + 0.15  # room for the longest wrapped query above each image
+    fig, axes = plt.subplots(nrows, ncols, figsize=(PAGE_WIDTH_IN, row_h * nrows + 0.6), squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
     has_points = has_mask = False
@@ -189,8 +199,7 @@ def plot_records_grid(records: Sequence, ncols: int = 4, title: str = ""):
         mask = r.load_mask()
         has_points |= r.points is not None and len(r.points) > 0
         has_mask |= mask is not None
-        draw_sample(ax, r.load_image(), boxes=r.boxes, points=r.points, mask=mask, title=r.query,
-                    title_width=int(side * 16))
+        draw_sample(ax, r.load_image(), boxes=r.boxes, points=r.points, mask=mask, title=r.query, title_width=width)
     from matplotlib.lines import Line2D
 
     handles = [Line2D([], [], color=GT_COLOR, lw=1.5, label="box (first target; others orange, magenta)")]
@@ -246,5 +255,75 @@ def plot_volume_slices(volume: np.ndarray, mask: np.ndarray, n_slices: int = 7, 
     if title:
         fig.suptitle(wrap(title, 110), fontsize=8)
     fig.tight_layout(rect=(0, 0.05, 1, 1))
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=7, frameon=False)
+    return fig
+
+
+def best_median_worst(preds: Sequence[dict], key: str) -> list[int]:
+    """Indices of the predictions with the highest, the median and the lowest ``key`` (ties: file
+    order), or all of them when there are fewer than three."""
+    order = sorted(range(len(preds)), key=lambda i: -float(preds[i].get(key) or 0.0))
+    return [order[0], order[len(order) // 2], order[-1]] if len(order) >= 3 else order
+
+
+def plot_prediction_examples(preds: Sequence[dict], records: dict, key: str = "iou", label: str = "IoU",
+                             segmenter=None, title: str = ""):
+    """Qualitative figure of an evaluation's ``predictions.jsonl`` rows (best, median, worst
+    ``key``): boxes and key points in the original image's pixels (``box``, ``gt_box``,
+    ``points``), on the original image of ``records[sample_id]``; with a ``segmenter``, the
+    predicted mask it gives from the box and points, beside the ground-truth mask."""
+    items = []
+    for i in best_median_worst(preds, key):
+        p = preds[i]
+        rec = records[p["sample_id"]]
+        img = rec.load_image()
+        item = dict(image=img, gt_box=p["gt_box"], box=p.get("box"), query=p.get("query", ""),
+                    label=f"{label} {float(p.get(key) or 0.0):.2f}", points=p.get("points"))
+        if segmenter is not None:
+            item["mask"] = rec.load_mask()
+            if p.get("box"):
+                pts = np.asarray(p["points"], float) if p.get("points") else None
+                item["pred_mask"] = segmenter.segment_2d(img, box=np.asarray(p["box"], float), points=pts)
+        items.append(item)
+    return plot_predictions(items, title=title)
+
+
+def plot_propagated_slices(volume: np.ndarray, gt: np.ndarray, pred: np.ndarray, slices: Sequence[int],
+                           key_z: int | None = None, window=(40, 400), boxes=(), title: str = ""):
+    """Axial slices ``slices`` of a ``[z, y, x]`` volume, a page wide: ground-truth outline (lime),
+    the mask propagated from the key slice (red), the model's key-slice ``boxes`` (dashed red),
+    each slice titled with its z and Dice; a legend under the panels."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Rectangle
+
+    from .metrics import dice
+
+    plt = _plt()
+    level, width = window
+    v = np.clip((np.asarray(volume, float) - (level - width / 2)) / width, 0, 1)
+    gt, pred = np.asarray(gt, bool), np.asarray(pred, bool)
+    n = max(len(slices), 1)
+    side = PAGE_WIDTH_IN / n
+    fig, axes = plt.subplots(1, n, figsize=(PAGE_WIDTH_IN, side + 0.9), squeeze=False)
+    for ax, t in zip(axes[0], slices):
+        ax.imshow(v[t], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        if gt[t].any():
+            ax.contour(gt[t].astype(float), levels=[0.5], colors=GT_COLOR, linewidths=0.8)
+        if pred[t].any():
+            ax.contour(pred[t].astype(float), levels=[0.5], colors=PRED_COLOR, linewidths=0.8)
+        if key_z is not None and t == key_z:
+            for b in boxes:
+                x1, y1, x2, y2 = (float(c) for c in b)
+                ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, ec=PRED_COLOR, ls="--", lw=0.8))
+        key = " (key)" if key_z is not None and t == key_z else ""
+        ax.set_title(f"z={t}{key}\nDice {dice(pred[t], gt[t]):.2f}", fontsize=7)
+        ax.axis("off")
+    handles = [Line2D([], [], color=GT_COLOR, lw=1.2, label="ground truth"),
+               Line2D([], [], color=PRED_COLOR, lw=1.2, label="propagated from the model's key-slice boxes")]
+    if len(boxes):
+        handles.append(Line2D([], [], color=PRED_COLOR, lw=1.0, ls="--", label="model's boxes (key slice)"))
+    if title:
+        fig.suptitle(wrap(title, 110), fontsize=8)
+    fig.tight_layout(rect=(0, 0.25 / fig.get_figheight(), 1, 1))
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=7, frameon=False)
     return fig

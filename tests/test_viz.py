@@ -65,3 +65,86 @@ def test_segmentation_figures_fit_a_page_with_a_legend_under_them():
     fig = plot_propagation(case, pred, boxes)
     assert fig.get_figwidth() <= PAGE_WIDTH_IN and len(fig.legends) == 1
     assert not fig.axes[-2].get_legend()  # the Dice curve carries no legend over its data
+
+
+def test_prediction_examples_pick_best_median_worst_and_draw_the_segmenters_mask():
+    from medlib.rewards.analysis import ThresholdFloodSegmenter
+    from medlib.viz import best_median_worst, plot_prediction_examples
+
+    class Rec:
+        def __init__(self, seed):
+            self.seed = seed
+
+        def load_image(self):
+            img = np.full((64, 64), 40, np.uint8)
+            img[20:30, 20:30] = 200
+            return img
+
+        def load_mask(self):
+            m = np.zeros((64, 64), bool)
+            m[20:30, 20:30] = True
+            return m
+
+    preds = [dict(sample_id=f"s{i}", query=f"q{i}", gt_box=[20, 20, 30, 30], box=[18, 18, 30, 30] if i else None,
+                  points=[[24, 24], [26, 26]] if i else None, mask_dice=d) for i, d in enumerate((0.0, 0.9, 0.5, 0.7))]
+    assert best_median_worst(preds, "mask_dice") == [1, 2, 0]  # order 0.9, 0.7, 0.5, 0.0: the median is the 3rd
+    fig = plot_prediction_examples(preds, {p["sample_id"]: Rec(i) for i, p in enumerate(preds)}, key="mask_dice",
+                                   label="Dice", segmenter=ThresholdFloodSegmenter())
+    heads = [ax.get_title(loc="left").splitlines()[0] for ax in fig.axes[:3]]
+    assert heads == ["Dice 0.90", "Dice 0.50", "Dice 0.00 (no box: refused or unparsable)"]
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert labels == ["ground-truth box", "predicted box", "predicted key points", "ground-truth mask", "predicted mask"]
+    assert len(fig.axes[0].collections) >= 2  # GT and predicted mask outlines on the first panel
+
+
+def test_a_wide_laid_out_figure_is_laid_out_again_at_page_width(tmp_path):
+    import matplotlib.pyplot as plt
+
+    from medlib.viz import save_figure
+
+    fig, (a0, a1) = plt.subplots(1, 2, figsize=(10, 3.8))
+    a0.set_ylabel("per-token estimate")
+    a1.plot([0, 1], [-20000, 20000])  # wide tick labels: the gap between the panels is all used
+    a1.set_ylabel("estimate")
+    fig.tight_layout()  # laid out at 10 inches
+    save_figure(fig, "wide", tmp_path)
+    fig.canvas.draw()
+    r = fig.canvas.get_renderer()
+    assert fig.get_figwidth() == PAGE_WIDTH_IN
+    assert a1.yaxis.label.get_window_extent(r).x0 > a0.get_window_extent(r).x1  # its label clears the left panel
+
+
+def test_propagated_slices_page_wide_titled_with_dice_and_a_legend():
+    from medlib.viz import plot_propagated_slices
+
+    gt = np.zeros((9, 32, 32), bool)
+    gt[2:7, 10:20, 10:20] = True
+    pred = np.zeros_like(gt)
+    pred[4, 10:20, 10:20] = True
+    fig = plot_propagated_slices(200.0 * gt, gt, pred, [2, 4, 6], key_z=4, boxes=[[10, 10, 20, 20]],
+                                 title="a query that is long " * 8)
+    assert fig.get_figwidth() <= PAGE_WIDTH_IN
+    assert [ax.get_title() for ax in fig.axes] == ["z=2\nDice 0.00", "z=4 (key)\nDice 1.00", "z=6\nDice 0.00"]
+    assert [t.get_text() for t in fig.legends[0].get_texts()][0] == "ground truth"
+
+
+def test_records_grid_titles_clear_the_images_above_them():
+    from medlib.viz import plot_records_grid
+
+    class Rec:
+        boxes, points = [[10, 10, 30, 30]], [[20, 20], [22, 22]]
+        query = LONG
+
+        def load_image(self):
+            return _image()
+
+        def load_mask(self):
+            return None
+
+    fig = plot_records_grid([Rec() for _ in range(8)], title="t")
+    fig.canvas.draw()
+    r = fig.canvas.get_renderer()
+    above, below = fig.axes[0], fig.axes[4]
+    assert fig.get_figwidth() <= PAGE_WIDTH_IN
+    assert below.title.get_window_extent(r).y1 < above.get_window_extent(r).y0  # the long query fits between rows
+    assert " ".join(below.get_title().split()) == LONG
