@@ -24,7 +24,7 @@ from medlib.segment.prompts import (
     sanitize_box,
     sanitize_points,
 )
-from medlib.segment.propagation import propagate_slices
+from medlib.segment.propagation import propagate_slices, propagate_slices_many
 
 
 # ------------------------------------------------------------------------- prompts
@@ -226,6 +226,28 @@ def test_propagation_union_over_boxes_and_max_distance():
     limited = propagate_slices(gt.shape, 5, boxes, _oracle(gt, []), pad=1.0, max_distance=1)
     assert limited[[4, 5, 6]].sum() == gt[[4, 5, 6]].sum() and not limited[[0, 1, 2, 3, 7, 8, 9]].any()
     assert not propagate_slices(gt.shape, 5, [], _oracle(gt, [])).any()
+
+
+def test_propagation_of_many_requests_equals_each_alone_with_one_call_per_slice_and_distance():
+    a = _ellipsoid(centre=(5, 12, 12), radii=(3, 6, 6))
+    b = _ellipsoid(centre=(5, 28, 36), radii=(2, 6, 8))
+    gt = a | b
+    box_a, box_b = padded_tight_box(a[5], 0), padded_tight_box(b[5], 0)
+    requests = [(5, [box_a, box_b], None), (5, [box_a], 1), (6, [padded_tight_box(a[6], 0)], (2, 1)), (4, [], None)]
+    calls = []
+    got = propagate_slices_many(gt.shape, requests, _oracle(gt, calls), pad=1.0)
+    for (k, boxes, cap), g in zip(requests[:2], got):
+        np.testing.assert_array_equal(g, propagate_slices(gt.shape, k, boxes, _oracle(gt, []), pad=1.0, max_distance=cap))
+    # (down 2, up 1) from slice 6: slices 4..7 only
+    down_up = propagate_slices(gt.shape, 6, requests[2][1], _oracle(gt, []), pad=1.0)
+    assert np.array_equal(got[2][4:8], down_up[4:8]) and not got[2][[0, 1, 2, 3, 8, 9]].any()
+    assert not got[3].any()
+    # one call per (distance, slice): the key slices 5 and 6 (4 boxes on 5), then at distance 1
+    # slices 6 and 4 (two requests on each), 7 and 5, then ...; never the same slice twice in a round
+    rounds = [calls[:2], calls[2:6]]
+    assert sorted(rounds[0]) == [(5, 3), (6, 1)]
+    assert sorted(t for t, _ in rounds[1]) == [4, 5, 6, 7] and dict(rounds[1])[6] == 3
+    assert all(len({t for t, _ in r}) == len(r) for r in rounds)
 
 
 # ------------------------------------------------------------------------- factory

@@ -437,7 +437,7 @@ class MedVolCrossSlice(_MedVolReward):
             groups.setdefault(id(job[1]), []).append(j)
         for js in groups.values():
             vol = np.asarray(jobs[js[0]][1])
-            reqs = [(jobs[j][3], jobs[j][4], max(jobs[j][3] - jobs[j][5][0], jobs[j][5][1] - jobs[j][3])) for j in js]
+            reqs = [(jobs[j][3], jobs[j][4], (jobs[j][3] - jobs[j][5][0], jobs[j][5][1] - jobs[j][3])) for j in js]
             for j, m in zip(js, seg.propagate_many(vol, reqs)):
                 masks[j] = m
         return masks

@@ -239,11 +239,11 @@ class LiteMedSAMSegmenter:
         is encoded at most once per call (then from the cache), and at each distance from the
         key slices the mask decoder runs once per slice over every box of every request there
         (:func:`~medlib.segment.propagation.propagate_slices_many`). ``max_distance`` of a
-        request replaces the segmenter's ``max_propagation_distance`` (None: to the volume's
-        end). Each mask equals :meth:`propagate_3d` with that distance."""
+        request (one cap or ``(down, up)``) replaces the segmenter's ``max_propagation_distance``
+        (None: to the volume's end). Each mask equals :meth:`propagate_3d` with that distance."""
         vol = check_volume(volume)
         n, h, w = vol.shape
-        reqs: list[tuple[int, list[np.ndarray], int | None]] = []
+        reqs: list[tuple[int, list[np.ndarray], int | tuple[int, int] | None]] = []
         for key_slice, boxes, max_distance in requests:
             k = valid_key_slice(key_slice, n)
             valid = [b for b in (sanitize_box(bx, w, h) for bx in iter_boxes(boxes)) if b is not None]

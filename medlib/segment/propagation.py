@@ -58,12 +58,12 @@ SliceBatchSegmenter = Callable[[int, Sequence[np.ndarray]], list[np.ndarray]]
 
 def propagate_slices_many(
     shape: tuple[int, int, int],
-    requests: Sequence[tuple[int, Sequence[np.ndarray], int | None]],
+    requests: Sequence[tuple[int, Sequence[np.ndarray], int | tuple[int, int] | None]],
     segment_slice: SliceBatchSegmenter,
     pad: float = 0.0,
 ) -> list[np.ndarray]:
     """:func:`propagate_slices` of many ``(key_slice, boxes, max_distance)`` requests on one
-    volume, in lock-step: at each distance from the key slices every live track (request x
+    volume (``max_distance`` None, one cap, or ``(down, up)`` caps per direction), in lock-step: at each distance from the key slices every live track (request x
     direction) that stands on slice ``t`` is decoded in one ``segment_slice(t, boxes)`` call, so
     a slice is visited once per distance whatever the number of requests and boxes. Each mask
     equals what :func:`propagate_slices` gives for that request alone (tracks are independent:
@@ -95,6 +95,8 @@ def propagate_slices_many(
         items, owners = [], []
         for (r, step), prev in tracks.items():
             key, _, cap = requests[r]
+            if isinstance(cap, tuple):  # (towards lower z, towards higher z)
+                cap = cap[0 if step < 0 else 1]
             t = int(key) + step * distance
             if not 0 <= t < n or (cap is not None and distance > cap):
                 continue
