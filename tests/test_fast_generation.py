@@ -144,3 +144,31 @@ def test_settings_it_cannot_reproduce_fall_back_to_generate():
     assert not supports(base | {"min_p": 0.1})
     assert not supports(base | {"cache_implementation": "static"})
     assert not supports(base | {"num_beams": 2})
+
+
+def test_grpo_trains_the_same_with_and_without_fast_generation(tmp_path, monkeypatch):
+    """The real trainer path: a GRPO step with grpo.fast_generation on goes through the sampler and
+    logs the same rewards, lengths, KL and loss as TRL's generate (same seed)."""
+    from medlib.train import fast_generation, run_grpo
+    from medlib.train.callbacks import read_metrics
+
+    calls = []
+    real = fast_generation.sample_completions
+    monkeypatch.setattr(fast_generation, "sample_completions", lambda *a, **k: calls.append(1) or real(*a, **k))
+    tiny = {k: v for k, v in TINY.items() if k not in ("min_pixels", "max_pixels")}
+    logged = {}
+    for fast in (False, True):
+        cfg = {"paper": "medground", "name": f"fast{fast}", "output_dir": str(tmp_path / "runs"), "seed": 0,
+               "device": "cpu", "progress": False,
+               "model": {"name_or_path": "tiny", "tiny": tiny, "min_pixels": 3136, "max_pixels": 3136},
+               "data": {"source": "toy2d", "root": str(tmp_path / "toy2d"), "sizes": {"train": 8}, "image_size": 56},
+               "grpo": {"learning_rate": 1e-3, "max_steps": 2, "batch_size": 2, "num_generations": 4,
+                        "max_completion_length": 8, "logging_steps": 1, "save_steps": 100,
+                        "fast_generation": fast, "reward_options": {"semantic_scorer": "mean-intensity"}}}
+        n = len(calls)
+        res = run_grpo(cfg)
+        assert (len(calls) - n == 2) is fast  # one sampler call per step when on, none when off
+        logged[fast] = [{k: r[k] for k in ("reward", "completions/mean_length", "kl", "loss", "entropy")}
+                        for r in read_metrics(res.metrics_csv) if "loss" in r]
+    assert len(logged[True]) == 2
+    assert logged[True] == logged[False]
