@@ -351,11 +351,13 @@ def test_embedded_spec_trains_once_then_loads_the_cache(embedded_tiny, monkeypat
 def test_loading_never_trains_training_is_asked_for(monkeypatch, tmp_path):
     """load_scorer("embedded...") with no cached model says how to train it and trains nothing;
     ensure_trained (what the GRPO stage calls) and train_if_missing=True do train."""
+    from medlib.semantic import loading
+
     trained = []
     monkeypatch.setattr(semantic_train, "EMBEDDED_DIR", str(tmp_path / "semantic"))
     monkeypatch.setattr(semantic_train, "train_embedded_clip",
                         lambda profile, seed, **k: trained.append((profile, seed)))
-    semantic.clear_cache()
+    monkeypatch.setattr(loading, "_SCORERS", {})  # an empty cache here, the module's own kept
     with pytest.raises(ScorerLoadError, match=r"no small CLIP .*python -m medlib.semantic_train --profile tiny --seed 3"):
         load_scorer("embedded:tiny:3")
     assert trained == []
@@ -365,7 +367,6 @@ def test_loading_never_trains_training_is_asked_for(monkeypatch, tmp_path):
     with pytest.raises(ScorerLoadError, match="no small CLIP"):  # the fake trained nothing
         load_scorer("embedded", train_if_missing=True)
     assert trained == [("tiny", 3), ("smoke", 0)]
-    semantic.clear_cache()
 
 
 def test_grpo_stage_trains_an_embedded_scorer_before_the_run(monkeypatch):

@@ -371,7 +371,7 @@ def _train(triplets: Sequence[Triplet], out_dir: str | Path | None, *, config: S
         elapsed = time.time() - t_start
         if steps is None and step == 5:  # calibrate the step count to the time budget
             total = max(warmup + 1, int(budget / (elapsed / 5)))
-        if elapsed > 1.15 * budget:
+        if steps is None and elapsed > 1.15 * budget:  # a given step count is never cut short
             stopped_by_time = True
             break
     bar.close()
