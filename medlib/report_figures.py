@@ -313,6 +313,28 @@ def results_figures() -> list[ResultsFigure]:
     for stem in learning_studies():
         out.append(ResultsFigure(study_figure_name(stem), (results_dir() / f"learning_study_{stem}.json",),
                                  lambda s=stem: _study_figure(s)))
+    out += effect_study_figures()
+    return out
+
+
+def effect_study_figures() -> list[ResultsFigure]:
+    """The effect studies' figures (:mod:`medlib.study`): the effect sizes of every paper, and per
+    paper the pass@k curves and the GRPO signal of its study."""
+    from .effects import load_effects, plot_effects
+    from .study_report import plot_passk, plot_signal
+
+    out: list[ResultsFigure] = []
+    eff = results_dir() / "effects.csv"
+    if eff.is_file():
+        out.append(ResultsFigure("91_effects", (eff,), lambda: plot_effects(load_effects())))
+    for d in sorted(results_dir("study").glob("*/")):
+        paper = d.name
+        if (d / "passk.csv").is_file():
+            out.append(ResultsFigure(f"91_study_{paper}_passk", (d / "passk.csv",),
+                                     lambda f=d / "passk.csv": plot_passk(pd.read_csv(f))))
+        logs = tuple(sorted(results_dir("training", f"{paper}_study").glob("grpo_seed*.csv")))
+        if logs:
+            out.append(ResultsFigure(f"91_study_{paper}_grpo_signal", logs, lambda p=paper: plot_signal(p)))
     return out
 
 

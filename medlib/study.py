@@ -208,8 +208,10 @@ def diagnostics_summary(spec: dict[str, Any]) -> pd.DataFrame:
 
 # ----------------------------------------------------------------------------- commands
 def run(spec_path: str, *, jobs: int | None = None, limit: int | None = None, only: Sequence[str] = (),
-        n_boot: int = 2000, out_dir: Path | None = None) -> dict[str, Any]:
-    """Train and evaluate every arm for every seed on the test split, then the effects."""
+        seeds: Sequence[int] = (), n_boot: int = 2000, out_dir: Path | None = None) -> dict[str, Any]:
+    """Train and evaluate every arm for every seed on the test split, then the effects (``only`` /
+    ``seeds``: a part of the study, e.g. to spread it over machines; the effects then cover only
+    what that part evaluated, so finish with a full run, which reuses every finished stage)."""
     from .effects import claim_rows, write_effects
     from .experiments import mean_over_seeds
 
@@ -218,7 +220,7 @@ def run(spec_path: str, *, jobs: int | None = None, limit: int | None = None, on
     arms = {n: a for n, a in spec["arms"].items() if not only or n in only}
     t0 = time.perf_counter()
     tasks = []
-    for seed in spec["seeds"]:
+    for seed in [s for s in spec["seeds"] if not seeds or s in seeds]:
         seed_arms = {n: a for n, a in arms.items() if seed in arm_seeds(spec, a)}
         tasks.append((spec_path, seed, seed_arms, split, limit, int(spec.get("threads", 1)), spec.get("passk")))
     prepare(spec)
@@ -259,6 +261,10 @@ def run(spec_path: str, *, jobs: int | None = None, limit: int | None = None, on
                "threads_per_seed": int(spec.get("threads", 1)), "jobs": int(jobs or spec.get("jobs", 1)),
                "means": means.round(2).to_dict("records"), "effects": rows}
     (out / "study.json").write_text(json.dumps(summary, indent=1, default=str) + "\n")
+    if out_dir is None:  # the figures these files feed, redrawn by the command that wrote them
+        from .report_figures import write_figures
+
+        write_figures(only=["91_effects", f"91_study_{spec['paper']}_passk", f"91_study_{spec['paper']}_grpo_signal"])
     return summary
 
 
@@ -309,6 +315,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.add_argument("--jobs", type=int, default=None, help="seeds trained at once (default: the spec's)")
         p.add_argument("--limit", type=int, default=None, help="evaluate on the first N records")
     r.add_argument("--only", nargs="*", default=[], help="run only these arms")
+    r.add_argument("--seeds", nargs="*", type=int, default=[], help="run only these seeds of the spec")
     args = ap.parse_args(argv)
     for name in ("jobs", "limit"):
         v = getattr(args, name)
@@ -319,7 +326,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         cols = [c for c in ("candidate", "seed", "split", "mIoU", "Acc", "pDice", "DSC", "train_seconds") if c in df]
         print(df[cols].to_string(index=False))
     else:
-        summary = run(args.spec, jobs=args.jobs, limit=args.limit, only=args.only)
+        summary = run(args.spec, jobs=args.jobs, limit=args.limit, only=args.only, seeds=args.seeds)
         print(json.dumps({"means": summary["means"], "wall_seconds": summary["wall_seconds"]}, indent=1))
         for e in summary["effects"]:
             if e["scope"] == "pooled":

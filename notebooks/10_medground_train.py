@@ -219,10 +219,10 @@ else:
 # reward's share of the advantage variance.
 
 # %%
-if "passk" in files:
-    save_figure(plot_passk(files["passk"]), "10_study_passk")
+if "passk" in files:  # saved as figures/91_study_medground_passk.* by the study command and notebook 91
+    plot_passk(files["passk"])
     plt.show()
-if "diagnostics" in files:
-    save_figure(plot_signal("medground"), "10_study_grpo_signal")
+if "diagnostics" in files:  # figures/91_study_medground_grpo_signal.*
+    plot_signal("medground")
     plt.show()
 print(explain("medground", "MedGround-R1"))

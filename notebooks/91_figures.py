@@ -78,3 +78,9 @@ if effects is None or effects.empty:
 else:
     made += save_figure(plot_effects(effects), "91_effects")
     plt.show()
+from medlib.report_figures import effect_study_figures
+
+for spec in effect_study_figures():
+    if spec.name != "91_effects":
+        made += save_figure(spec.draw(), spec.name)
+        plt.show()
