@@ -97,7 +97,7 @@ def stage_key(cfg: RunConfig, stage: str) -> str:
     for other in STAGES:
         if other not in chain:
             d.pop(other)
-    if d.get("grpo", {}).get("fast_generation") is True:  # same samples as generate: keys of runs before it stay
+    if d.get("grpo", {}).get("fast_generation") is False:  # the default: keys of runs before the option stay
         d["grpo"].pop("fast_generation")
     init = d[chain[-1]]["init_from"]
     if init != "base":

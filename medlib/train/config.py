@@ -193,10 +193,11 @@ class GRPOStage(StageConfig):
     vllm_mode: str = "colocate"
     vllm_gpu_memory_utilization: float = 0.3
     log_completions: bool = False
-    fast_generation: bool = True
+    fast_generation: bool = False
     """On a CPU, sample completions with one pre-fill per distinct prompt and a lean decoding loop
-    (:mod:`medlib.train.fast_generation`): the same tokens as ``generate`` for the same seed,
-    faster. False: TRL's ``model.generate``. GPU and vLLM runs use TRL's path either way."""
+    (:mod:`medlib.train.fast_generation`): the same tokens as ``generate`` for the same seed (tested).
+    Off by default: side by side on a loaded 2-core machine it was not faster than TRL's
+    ``model.generate`` (``benchmarks/bench_generation.py``). GPU and vLLM runs use TRL's path."""
 
 
 @dataclass
