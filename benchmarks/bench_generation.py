@@ -76,6 +76,44 @@ def timed_run(model: str, fast: bool, steps: int, out_dir: Path) -> dict:
             "loadavg_1min_start": load0, "loadavg_1min_end": os.getloadavg()[0]}
 
 
+def summary(runs: list[dict], fast: bool) -> dict:
+    """Medians over the runs of one sampler, each run's first step left out."""
+    sel = [r for r in runs if r["fast_generation"] is fast]
+    step = [s for r in sel for s in r["step_s"][1:]]
+    gen = [s for r in sel for s in r["generation_s"][1:]]
+    length = [m["completions/mean_length"] for r in sel for m in r["metrics"]]
+    med, med_gen = statistics.median(step), statistics.median(gen)
+    return {"median_step_s": med, "grpo_steps_per_min": 60.0 / med, "median_generation_s_per_step": med_gen,
+            "generation_share": med_gen / med, "mean_completion_length": statistics.mean(length),
+            "timed_steps": len(step)}
+
+
+def report(runs: list[dict], order: list[bool], args) -> dict:
+    """Write the results file of the finished pairs of runs; returns it."""
+    old, new = summary(runs, False), summary(runs, True)
+    same = all(a["metrics"] == b["metrics"] for a, b in zip(runs[0::2], runs[1::2], strict=True))
+    out = {
+        "what": "GRPO steps per minute, grpo.fast_generation false (TRL model.generate) vs true "
+                "(medlib.train.fast_generation), same model, data, seed and settings",
+        "command": f"python benchmarks/bench_generation.py --model <SFT model> --steps {args.steps} --pairs {args.pairs}",
+        "config": CONFIG, "model": args.model_label, "steps_per_run": args.steps, "run_order_fast_generation": order,
+        "runs_finished": len(runs),
+        "first_step_of_each_run": "excluded from the medians (model, data and reward models warm up)",
+        "torch_threads": torch.get_num_threads(), "nproc": os.cpu_count(),
+        "loadavg_end": list(os.getloadavg()),
+        "old": old, "new": new,
+        "speedup_steps_per_min": new["grpo_steps_per_min"] / old["grpo_steps_per_min"],
+        "speedup_generation": old["median_generation_s_per_step"] / new["median_generation_s_per_step"],
+        "same_logged_metrics_old_vs_new": same,
+        "runs": runs,
+        **run_info(),
+    }
+    path = Path(args.out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, indent=2) + "\n")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", required=True, help="SFT model folder of the learning config (see above)")
@@ -90,44 +128,15 @@ def main(argv: list[str] | None = None) -> int:
               "docstring", file=sys.stderr)
         return 2
     order = [f for i in range(args.pairs) for f in ((False, True) if i % 2 == 0 else (True, False))]
-    runs = []
+    runs: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
         for i, fast in enumerate(order):
             r = timed_run(args.model, fast, args.steps, Path(tmp) / f"run{i}")
             runs.append(r)
             print(f"run {i}: fast_generation={fast} steps {[round(s, 1) for s in r['step_s']]} s, "
                   f"generation {[round(s, 1) for s in r['generation_s']]} s", flush=True)
-
-    def summary(fast: bool) -> dict:
-        sel = [r for r in runs if r["fast_generation"] is fast]
-        step = [s for r in sel for s in r["step_s"][1:]]
-        gen = [s for r in sel for s in r["generation_s"][1:]]
-        length = [m["completions/mean_length"] for r in sel for m in r["metrics"]]
-        med = statistics.median(step)
-        return {"median_step_s": med, "grpo_steps_per_min": 60.0 / med, "median_generation_s_per_step": statistics.median(gen),
-                "generation_share": statistics.median(gen) / med, "mean_completion_length": statistics.mean(length),
-                "timed_steps": len(step)}
-
-    old, new = summary(False), summary(True)
-    same = all(a["metrics"] == b["metrics"] for a, b in zip(runs[0::2], runs[1::2], strict=True))
-    out = {
-        "what": "GRPO steps per minute, grpo.fast_generation false (TRL model.generate) vs true "
-                "(medlib.train.fast_generation), same model, data, seed and settings",
-        "command": "python benchmarks/bench_generation.py --model <SFT model> " + f"--steps {args.steps} --pairs {args.pairs}",
-        "config": CONFIG, "model": args.model_label, "steps_per_run": args.steps, "run_order_fast_generation": order,
-        "first_step_of_each_run": "excluded from the medians (model, data and reward models warm up)",
-        "torch_threads": torch.get_num_threads(), "nproc": os.cpu_count(),
-        "loadavg_end": list(os.getloadavg()),
-        "old": old, "new": new,
-        "speedup_steps_per_min": new["grpo_steps_per_min"] / old["grpo_steps_per_min"],
-        "speedup_generation": old["median_generation_s_per_step"] / new["median_generation_s_per_step"],
-        "same_logged_metrics_old_vs_new": same,
-        "runs": runs,
-        **run_info(),
-    }
-    path = Path(args.out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(out, indent=2) + "\n")
+            if i % 2 == 1:  # a finished pair: the file holds everything measured so far
+                out = report(runs, order, args)
     print(json.dumps({k: out[k] for k in ("old", "new", "speedup_steps_per_min", "speedup_generation",
                                           "same_logged_metrics_old_vs_new", "loadavg_end")}, indent=2))
     return 0

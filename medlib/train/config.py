@@ -208,10 +208,11 @@ class GRPOStage(StageConfig):
     ``vllm_importance_sampling_correction``, on by default in TRL 1.16). Off: the papers' GRPO,
     whose ratio is taken to the recomputed old policy only (veRL)."""
     log_completions: bool = False
-    fast_generation: bool = True
+    fast_generation: bool = False
     """On a CPU, sample completions with one pre-fill per distinct prompt and a lean decoding loop
-    (:mod:`medlib.train.fast_generation`): the same tokens as ``generate`` for the same seed,
-    faster. False: TRL's ``model.generate``. GPU and vLLM runs use TRL's path either way."""
+    (:mod:`medlib.train.fast_generation`): the same tokens as ``generate`` for the same seed (tested).
+    Off by default: side by side on a loaded 2-core machine it was not faster than TRL's
+    ``model.generate`` (``benchmarks/bench_generation.py``). GPU and vLLM runs use TRL's path."""
 
 
 @dataclass

@@ -23,10 +23,9 @@ COSMETIC = ("progress", "resume", "report_to")
 
 
 GRPO_KEY_EXEMPT_AT_DEFAULT = {"rollout_batch_prompts": None, "update_batch_prompts": None,
-                              "vllm_importance_sampling_correction": False, "fast_generation": True}
+                              "vllm_importance_sampling_correction": False, "fast_generation": False}
 """GRPO settings that, at these values, train exactly as runs made before the settings existed
-(one rollout per optimizer step; no vLLM reweighting; the CPU sampling loop, which draws the same
-samples as ``generate``): left out of the key then, so that a run cached before they were added
+(one rollout per optimizer step; no vLLM reweighting; TRL's own ``generate``): left out of the key then, so that a run cached before they were added
 is reused, not retrained."""
 
 
