@@ -25,8 +25,10 @@ COSMETIC = ("progress", "resume", "report_to")
 GRPO_KEY_EXEMPT_AT_DEFAULT = {"rollout_batch_prompts": None, "update_batch_prompts": None,
                               "vllm_importance_sampling_correction": False, "fast_generation": False}
 """GRPO settings that, at these values, train exactly as runs made before the settings existed
-(one rollout per optimizer step; no vLLM reweighting; TRL's own ``generate``): left out of the key then, so that a run cached before they were added
-is reused, not retrained."""
+(one rollout per optimizer step; no vLLM reweighting; TRL's own ``generate``): left out of the
+key then, so that a run cached before they were added is reused, not retrained."""
+DATA_KEY_EXEMPT_AT_DEFAULT = {"allow_outside_root": False}
+"""Data settings that, at these values, read the same records as before they existed."""
 
 
 def stage_dict(d: dict[str, Any], stage: str) -> dict[str, Any]:
@@ -35,9 +37,10 @@ def stage_dict(d: dict[str, Any], stage: str) -> dict[str, Any]:
     :data:`GRPO_KEY_EXEMPT_AT_DEFAULT` at their defaults."""
     d = copy.deepcopy(d)
     d.pop("evaluation", None)
-    for k, default in GRPO_KEY_EXEMPT_AT_DEFAULT.items():
-        if d.get("grpo", {}).get(k, default) == default:
-            d.get("grpo", {}).pop(k, None)
+    for section, exempt in (("grpo", GRPO_KEY_EXEMPT_AT_DEFAULT), ("data", DATA_KEY_EXEMPT_AT_DEFAULT)):
+        for k, default in exempt.items():
+            if d.get(section, {}).get(k, default) == default:
+                d.get(section, {}).pop(k, None)
     chain = [stage]
     while d[chain[-1]]["init_from"] in ("vision", "sft"):
         chain.append(d[chain[-1]]["init_from"])
