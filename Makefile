@@ -12,7 +12,7 @@ export MALLOC_MMAP_THRESHOLD_ ?= 33554432
 export MALLOC_TRIM_THRESHOLD_ ?= 4294967296
 export MALLOC_TOP_PAD_ ?= 1073741824
 
-.PHONY: venv test test-fast reproduce lint clean-notebooks nbdime
+.PHONY: venv test test-fast reproduce lint sync clean-notebooks nbdime
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,7 +32,11 @@ reproduce: venv
 	$(PY) -m medlib reproduce --profile $(PROFILE)
 
 lint: venv
-	$(PY) -m ruff check medlib tests benchmarks
+	$(PY) -m ruff check medlib tests benchmarks notebooks
+
+# notebooks/NN_name.ipynb and NN_name.py are a jupytext pair: bring the older one up to the newer
+sync: venv
+	$(VENV)/bin/jupytext --sync notebooks/*.ipynb
 
 clean-notebooks: venv
 	$(PY) -m medlib strip-notebooks notebooks

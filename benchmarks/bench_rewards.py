@@ -14,7 +14,7 @@ Medians over ``--repeats``; writes ``results/benchmarks/rewards.json`` with mach
 
     python benchmarks/bench_rewards.py [--scorers embedded,mean-intensity] [--threads 1] [--repeats 50]
 
-A ``--scorers`` entry is any spec :func:`medlib.rewards.registry.get_semantic_scorer` accepts
+A ``--scorers`` entry is any spec :func:`medlib.semantic.load_scorer` accepts
 ("embedded" trains the small CLIP first if ``build/semantic/smoke_seed0`` is missing: minutes).
 """
 
@@ -22,10 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
-import subprocess
 import sys
 import time
 from datetime import datetime
@@ -35,10 +32,12 @@ import numpy as np
 
 from medlib.parsing import clear_parse_caches as _clear_parses
 from medlib.paths import results_dir
+from medlib.provenance import provenance
 from medlib.rewards._common import clear_step_memos
 from medlib.rewards.medground import MedGroundSemantic
 from medlib.rewards.medvol import clear_target_cache
-from medlib.rewards.registry import build_reward_set, get_semantic_scorer
+from medlib.rewards.registry import build_reward_set
+from medlib.semantic import load_scorer
 
 N_PROMPTS, G = 16, 4
 
@@ -250,7 +249,7 @@ def time_semantic(spec: str, texts, cols, repeats: int) -> dict:
     """MedGround-R1's semantic reward on the 64-completion batch: all crops in one scorer call
     (one image-tower forward) vs one reward call per completion (one forward per crop)."""
     t0 = time.perf_counter()
-    scorer = get_semantic_scorer(spec)
+    scorer = load_scorer(spec, train_if_missing=True)
     load_s = time.perf_counter() - t0
     reward = MedGroundSemantic(scorer)
     per_row = [_rows(cols, i) for i in range(len(texts))]
@@ -345,44 +344,6 @@ def time_medvol_gt(cols, funcs, texts, repeats: int) -> float:
     return 1e3 * (statistics.median(out) - statistics.median(warm))
 
 
-# ------------------------------------------------------------------------ machine
-def _version(pkg: str) -> str | None:
-    import importlib.metadata as md
-
-    try:
-        return md.version(pkg)
-    except md.PackageNotFoundError:
-        return None
-
-
-def machine_info() -> dict:
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = None
-    return {
-        "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
-        "cpu": cpu,
-        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "torch": _version("torch"),
-        "open_clip_torch": _version("open_clip_torch"),
-        "git_commit": commit,
-    }
-
-
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument(
@@ -429,7 +390,7 @@ def main(argv: list[str] | None = None) -> dict:
             ["python benchmarks/bench_rewards.py", *(sys.argv[1:] if argv is None else argv)]
         ),
         "timestamp": datetime.now().astimezone().isoformat(timespec="seconds"),
-        "machine": machine_info(),
+        "machine": provenance(machine=True),
         "batch": {"completions": N_PROMPTS * G, "prompts": N_PROMPTS, "G": G, "seed": args.seed},
         "repeats": args.repeats,
         "statistic": "median over repeats; every repeat is a fresh step (parse caches and step memos cleared)",

@@ -12,7 +12,6 @@ notebook is interrupted: a rerun resumes each unfinished run from its last check
 
 from __future__ import annotations
 
-import copy
 import json
 import re
 import shutil
@@ -26,7 +25,9 @@ import pandas as pd
 
 from .evaluate.provenance import config_hash
 from .paths import repo_path, results_dir
-from .train.config import RunConfig, config_from_dict, parse_overrides
+from .train.config import RunConfig, config_from_dict
+from .train.run_folder import GRPO_KEY_EXEMPT_AT_DEFAULT, STAGES, stage_key  # noqa: F401 - part of this module's API
+from .train.run_folder import move_aside as _move_aside
 
 DONE = "done.json"
 STARTED = "experiment.json"
@@ -49,23 +50,6 @@ class Variant:
             raise ValueError(f"variant name {self.name!r}: use letters, digits, '_', '.', '+', '-'")
 
 
-def _nested(over: dict[str, Any] | list[str]) -> dict[str, Any]:
-    return parse_overrides(list(over)) if isinstance(over, list) else copy.deepcopy(over)
-
-
-#: config mappings that an override replaces whole instead of merging key by key: a reward set
-#: ``{name: weight}`` is the set of rewards a run optimises, so removing one must remove it
-REPLACED = ("rewards",)
-
-
-def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(base)
-    for k, v in over.items():
-        merge = isinstance(v, dict) and isinstance(out.get(k), dict) and k not in REPLACED
-        out[k] = _merge(out[k], v) if merge else copy.deepcopy(v)
-    return out
-
-
 def variant_config(base: RunConfig, variant: Variant, start_model: str | Path, group: str, seed: int) -> RunConfig:
     """The run config of ``variant``: only its stage enabled, starting from ``start_model``,
     named ``<variant>_seed<seed>`` under ``<output_dir>/<group>/``."""
@@ -78,30 +62,7 @@ def variant_config(base: RunConfig, variant: Variant, start_model: str | Path, g
     d["name"] = f"{variant.name}_seed{seed}"
     d["output_dir"] = str(Path(base.output_dir) / group)
     d["seed"] = seed
-    return config_from_dict(_merge(d, _nested(variant.overrides)))
-
-
-STAGES = ("vision", "sft", "grpo")
-
-
-def stage_key(cfg: RunConfig, stage: str) -> str:
-    """The hash that decides whether ``stage``'s finished run can be reused: the config without
-    the sections of stages that ``stage`` does not start from (a GRPO learning-rate sweep must
-    not retrain the SFT start it begins with), plus, when ``stage`` (or the stage it starts
-    from) begins from a model folder that :func:`train_variant` wrote, that run's own key (a
-    GRPO arm is retrained when its SFT start was)."""
-    d = cfg.to_dict()
-    chain = [stage]
-    while d[chain[-1]]["init_from"] in ("vision", "sft"):
-        chain.append(d[chain[-1]]["init_from"])
-    for other in STAGES:
-        if other not in chain:
-            d.pop(other)
-    init = d[chain[-1]]["init_from"]
-    if init != "base":
-        done = repo_path(init).parent / DONE
-        d["init_run"] = json.loads(done.read_text()).get("config_hash") if done.is_file() else None
-    return config_hash(d)
+    return config_from_dict(d, variant.overrides)  # the CLI's merge: a reward set is replaced whole
 
 
 def train_variant(cfg: RunConfig, stage: str) -> dict[str, Any]:
@@ -130,17 +91,6 @@ def train_variant(cfg: RunConfig, stage: str) -> dict[str, Any]:
             "train_seconds": round(time.perf_counter() - t0, 1), "metrics_csv": str(res.metrics_csv)}
     done.write_text(json.dumps(info, indent=1))
     return info | {"reused": False}
-
-
-def _move_aside(run_dir: Path, name: str) -> Path:
-    """Rename ``run_dir`` to ``name`` beside it, or ``name-2``, ``name-3``... when a run of the same
-    key was moved aside before (switching back and forth between two configs)."""
-    target, n = run_dir.with_name(name), 1
-    while target.exists():
-        n += 1
-        target = run_dir.with_name(f"{name}-{n}")
-    run_dir.rename(target)
-    return target
 
 
 def start_run(cfg: RunConfig) -> dict[str, Any]:
@@ -185,7 +135,8 @@ def evaluate_model(cfg: RunConfig, model_dir: str | Path, out_dir: Path, *, spli
                         slice_size=cfg.data.slice_size, **common)
     else:
         s = evaluate_2d(model, processor, records, paper=cfg.paper, template=cfg.template, segmenter=segmenter,
-                        **common)
+                        repetition_penalty=cfg.evaluation.repetition_penalty,
+                        metric_variant=cfg.evaluation.metric_variant, **common)
     s["medlib_experiment_key"] = key
     summary.write_text(json.dumps(s, indent=1, default=str))
     return s
@@ -217,7 +168,7 @@ def run_ablation(base: RunConfig, start_model: str | Path, variants: Sequence[Va
     rows = []
     for seed in seeds:
         if include_start:
-            cfg = config_from_dict(_merge(base.to_dict(), {"seed": seed}))
+            cfg = config_from_dict(base.to_dict(), {"seed": seed})
             s = evaluate_model(cfg, start_model, eval_root / f"{include_start}_seed{seed}{suffix}", split=split,
                                segmenter=segmenter, limit=limit, profile=profile)
             rows.append({"variant": include_start, "seed": seed, "stage": "start", "steps": 0,

@@ -7,7 +7,7 @@ Equations (all three papers cite DeepSeekMath's GRPO):
 - importance ratio and clipping: MedGround-R1 Eqs. 2 and 4, MedVol-R1 Eq. 3, per token as in
   MedReasoner Eq. 12, ``min(rho A, clip(rho, 1 - eps, 1 + eps) A)``;
 - KL penalty: MedGround-R1 Eq. 3, MedVol-R1 Eq. 3, estimated per token with DeepSeekMath's k3
-  estimator ``pi_ref / pi_theta - log(pi_ref / pi_theta) - 1`` (REFERENCE_NOTES section 9);
+  estimator ``pi_ref / pi_theta - log(pi_ref / pi_theta) - 1`` (docs/grpo.md);
 - token aggregation: MedReasoner Eq. 12 (``1/G sum_i 1/|o_i| sum_t``, TRL's ``grpo``) and the
   variants TRL names ``bnpo``, ``dr_grpo`` (Liu et al. 2025) and ``dapo`` (Yu et al. 2025).
 
@@ -480,8 +480,8 @@ def token_weights(mask, loss_type: str = "grpo", max_completion_length: int | No
 
 
 def with_provenance(rows: list[dict[str, Any]], seed: int, profile: str) -> list[dict[str, Any]]:
-    """Rows with the seed, profile, git commit and torch / trl versions added (STYLE.md rule 5)."""
-    from .evaluate.provenance import provenance
+    """Rows with the seed, profile, git commit and torch / trl versions added (every results file records them)."""
+    from .provenance import provenance
 
     p = provenance(seed=seed, profile=profile)
     extra = {"seed": seed, "profile": profile, "git_commit": p["git_commit"],
@@ -524,7 +524,7 @@ def paper_settings_vs_trl_defaults(papers=("medground", "medreasoner", "medvol")
     """Per GRPO setting: TRL 1.16's ``GRPOConfig`` default, what the papers' equations fix
     (:data:`PAPERS_OBJECTIVE`), and what medlib's GRPO runner passes to ``GRPOConfig`` for each
     paper's ``configs/<paper>/full.yaml`` (``medlib.train.grpo.grpo_kwargs``; "(TRL default)" when
-    it passes nothing). REFERENCE_NOTES section 9. Values are read, not typed here."""
+    it passes nothing); docs/grpo.md#trls-defaults-differ. Values are read, not typed here."""
     import dataclasses
 
     from trl import GRPOConfig

@@ -1,4 +1,4 @@
-"""Does GRPO with MedGround-R1's rewards improve on SFT? The learning study (issue: "it learns").
+"""Does GRPO with MedGround-R1's rewards improve on SFT? The learning study.
 
 For each seed: SFT cold start -> evaluate (``sft_start``); from that checkpoint, (a) SFT for as
 many more steps as GRPO runs (``sft_more``, the equal-steps control of MedGround-R1 Table 4) and
@@ -98,13 +98,14 @@ def load_study(stem: str = "learning") -> dict[str, pd.DataFrame] | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m medlib.learning_study", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--config", default="configs/medground/smoke.yaml")
+    from .cli import RunConfigParser, positive_int, results_stem
+
+    ap = RunConfigParser(prog="python -m medlib.learning_study", description=__doc__, resolve=repo_path,
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_config_arguments(config_default="configs/medground/smoke.yaml")  # --config, repeatable --set
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE")
-    ap.add_argument("--limit", type=int, default=None, help="evaluate on the first N test records")
-    ap.add_argument("--out", default=None,
+    ap.add_argument("--limit", type=positive_int, default=None, help="evaluate on the first N test records")
+    ap.add_argument("--out", default=None, type=results_stem,
                     help="results stem (default results/learning_study_<config stem>[+<overrides>])")
     args = ap.parse_args(argv)
 
@@ -133,7 +134,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     out.with_name(out.name + ".json").write_text(json.dumps(summary, indent=1, default=str))
     print(json.dumps(summary["summary"], indent=1))
+    redraw_figures(stem)
     return 0
+
+
+def redraw_figures(stem: str) -> list[Path]:
+    """The figures this study's results feed (its bars and its GRPO / SFT training curves), drawn
+    again so that no committed figure shows an earlier run."""
+    from .report_figures import study_figure_name, write_figures
+
+    written = write_figures(only=[study_figure_name(stem), f"91_training_medground_{stem}"])
+    print("figures:", ", ".join(p.name for p in written))
+    return written
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """Evaluation metrics of the three papers, each aggregate with a bootstrap 95% interval.
 
 * mIoU and Acc (IoU > 0.5): MedRPG protocol, MedGround-R1 Table 1.
-* pDice (points), 2D Dice (masks), refusal count: MedReasoner Tables 2-6.
+* pDice (points), box IoU, 2D Dice (masks), refusal count: MedReasoner Tables 2-6, each in two
+  variants (``MEDREASONER_VARIANTS``): ``official``, the public evaluation code that produced the
+  paper's tables (the default, for comparisons with them), and ``paper``, the equations as printed.
 * Volumetric DSC and IoU: MedVol-R1 Tables 1-2.
 
 Per-sample functions return floats; ``summarize`` turns a vector of per-sample values into
@@ -14,7 +16,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from .geometry import box_iou_pairs, point_pair_disc_dice
+from .geometry import _circle_overlap, box_iou_pairs, point_pair_disc_dice
 
 ACC_IOU_THRESHOLD = 0.5
 
@@ -104,10 +106,44 @@ def refusal_count(preds: Sequence) -> int:
     return n
 
 
+# ------------------------------------------------------------- MedReasoner variants
+MEDREASONER_VARIANTS = ("official", "paper")
+"""``official``: MedReasoner's public evaluation (``eval/utils.py``), which produced its tables;
+``paper``: Eq. 5 / the textbook definitions. They differ in pDice (official: twice the discs'
+IoU, up to 2), box IoU (official: areas of swapped boxes not clipped, +1e-6) and mask Dice
+(official: +1e-6, so two empty masks score 0)."""
+DEFAULT_MEDREASONER_VARIANT = "official"
+
+
+def _check_variant(variant: str) -> None:
+    if variant not in MEDREASONER_VARIANTS:
+        raise ValueError(f"metric variant {variant!r}: choose one of {MEDREASONER_VARIANTS}")
+
+
+def _official_pdice(p: np.ndarray, g: np.ndarray) -> float:
+    """``2 |D_p ∩ D_g| / (|D_p ∪ D_g| + 1e-5)``: the public code's "dice" of the two discs, which
+    is twice their IoU (1 for half-overlapping discs, about 2 for identical ones)."""
+    cp, cg = p.mean(axis=0), g.mean(axis=0)
+    rp, rg = 0.5 * np.linalg.norm(p[1] - p[0]), 0.5 * np.linalg.norm(g[1] - g[0])
+    d = float(np.linalg.norm(cp - cg))
+    if d >= rp + rg:
+        inter = 0.0
+    elif d <= abs(rp - rg):
+        inter = np.pi * min(rp, rg) ** 2
+    else:
+        inter = float(_circle_overlap(rp, rg, d))
+    union = np.pi * rp**2 + np.pi * rg**2 - inter
+    return 2.0 * inter / (union + 1e-5)
+
+
 # ---------------------------------------------------------------------------- points
-def pdice(pred_points: Sequence, gt_points: Sequence) -> np.ndarray:
-    """Per-sample pDice (MedReasoner): Dice of the discs spanned by the two point pairs;
-    a missing prediction scores 0."""
+def pdice(pred_points: Sequence, gt_points: Sequence, variant: str = DEFAULT_MEDREASONER_VARIANT) -> np.ndarray:
+    """Per-sample pDice (MedReasoner) of the discs whose diameters are the two point pairs;
+    a missing or malformed prediction scores 0 (the public evaluation's ``except`` branch).
+
+    ``official``: ``2 I / (U + 1e-5)`` (public code; in [0, 2)); ``paper``: Eq. 5,
+    ``2 I / (|D_p| + |D_g|)`` (in [0, 1])."""
+    _check_variant(variant)
     out = np.zeros(len(gt_points), dtype=np.float64)
     for i, (p, g) in enumerate(zip(pred_points, gt_points)):
         if p is None:
@@ -117,7 +153,33 @@ def pdice(pred_points: Sequence, gt_points: Sequence) -> np.ndarray:
             ga = np.asarray(g, dtype=np.float64).reshape(2, 2)
         except (TypeError, ValueError):
             continue
-        out[i] = float(point_pair_disc_dice(pa, ga))
+        if not (np.all(np.isfinite(pa)) and np.all(np.isfinite(ga))):
+            continue
+        out[i] = _official_pdice(pa, ga) if variant == "official" else float(point_pair_disc_dice(pa, ga))
+    return out
+
+
+def medreasoner_box_iou(pred_boxes: Sequence, gt_boxes: Sequence,
+                        variant: str = DEFAULT_MEDREASONER_VARIANT) -> np.ndarray:
+    """Per-sample box IoU of MedReasoner's tables; a missing prediction scores 0.
+
+    ``official`` (public ``compute_iou``): ``I / (A_p + A_g - I + 1e-6)`` with the intersection's
+    sides clipped at 0 but the areas not: a box with x2 < x1 has a negative area. ``paper``: the
+    textbook IoU (:func:`per_sample_iou`; a swapped box is empty)."""
+    _check_variant(variant)
+    if variant == "paper":
+        return per_sample_iou(pred_boxes, gt_boxes)
+    if len(pred_boxes) != len(gt_boxes):
+        raise ValueError(f"{len(pred_boxes)} predictions for {len(gt_boxes)} ground-truth boxes")
+    out = np.zeros(len(gt_boxes), dtype=np.float64)
+    for i, (p, g) in zip(range(len(gt_boxes)), zip(_boxes_or_empty(pred_boxes), _boxes_or_empty(gt_boxes))):
+        if pred_boxes[i] is None or not (np.all(np.isfinite(p)) and np.all(np.isfinite(g))):
+            continue
+        inter = max(0.0, min(p[2], g[2]) - max(p[0], g[0])) * max(0.0, min(p[3], g[3]) - max(p[1], g[1]))
+        area_p = (p[2] - p[0]) * (p[3] - p[1])
+        area_g = (g[2] - g[0]) * (g[3] - g[1])
+        denom = area_p + area_g - inter + 1e-6
+        out[i] = inter / denom if denom != 0 else 0.0
     return out
 
 
@@ -134,6 +196,19 @@ def dice(pred: np.ndarray, gt: np.ndarray, empty_value: float = 1.0) -> float:
     return 2.0 * int(np.logical_and(p, g).sum()) / denom
 
 
+def mask_dice(pred: np.ndarray, gt: np.ndarray, variant: str = DEFAULT_MEDREASONER_VARIANT) -> float:
+    """MedReasoner's mask Dice. ``official`` (public ``compute_dice``):
+    ``2 |P ∩ G| / (|P| + |G| + 1e-6)``, so two empty masks score 0; ``paper``: :func:`dice`
+    (two empty masks score 1)."""
+    _check_variant(variant)
+    if variant == "paper":
+        return dice(pred, gt)
+    p, g = np.asarray(pred).astype(bool), np.asarray(gt).astype(bool)
+    if p.shape != g.shape:
+        raise ValueError(f"mask shapes differ: {p.shape} vs {g.shape}")
+    return 2.0 * int(np.logical_and(p, g).sum()) / (int(p.sum()) + int(g.sum()) + 1e-6)
+
+
 def mask_iou(pred: np.ndarray, gt: np.ndarray, empty_value: float = 1.0) -> float:
     """IoU = |P ∩ G| / |P ∪ G| for binary masks (MedVol-R1 volumetric IoU)."""
     p, g = np.asarray(pred).astype(bool), np.asarray(gt).astype(bool)
@@ -143,6 +218,29 @@ def mask_iou(pred: np.ndarray, gt: np.ndarray, empty_value: float = 1.0) -> floa
     if union == 0:
         return float(empty_value)
     return int(np.logical_and(p, g).sum()) / union
+
+
+EMPTY_WINDOW_DICE = 0.0
+"""The windowed Dice's empty-mask rule, "an empty window scores 0": where neither mask has a
+voxel on the window's slices the Dice is 0, not 1. As a reward (MedVol-R1's R_c) a 1 would pay
+an answer whose key slice misses the target and whose boxes segment nothing there, the very
+answer R_c exists to penalise; the evaluation's ``DSC_local`` reads the same window with the
+same rule so that it reports what the reward rewarded."""
+
+
+def windowed_dice(pred: np.ndarray, gt: np.ndarray, z_lo: int, z_hi: int) -> float:
+    """Dice of two [z, y, x] masks on the axial slices ``z_lo <= t <= z_hi`` (clipped to the
+    volume): MedVol-R1 Eq. for R_c, Dice restricted to the key slice's neighbourhood N(k).
+    Both empty there -> :data:`EMPTY_WINDOW_DICE` (0)."""
+    p, g = np.asarray(pred), np.asarray(gt)
+    if p.shape != g.shape:
+        raise ValueError(f"mask shapes differ: {p.shape} vs {g.shape}")
+    lo, hi = max(int(z_lo), 0), min(int(z_hi) + 1, g.shape[0])
+    if hi <= lo:
+        return EMPTY_WINDOW_DICE
+    p, g = p[lo:hi].astype(bool, copy=False), g[lo:hi].astype(bool, copy=False)
+    denom = int(p.sum()) + int(g.sum())
+    return EMPTY_WINDOW_DICE if denom == 0 else 2.0 * int(np.logical_and(p, g).sum()) / denom
 
 
 def volume_metrics(preds: Sequence[np.ndarray], gts: Sequence[np.ndarray], n_boot: int = 2000, seed: int = 0) -> dict:

@@ -35,20 +35,29 @@ from typing import Any
 Box = tuple[float, float, float, float]
 Points = tuple[tuple[float, float], tuple[float, float]]
 
-#: MedGround-R1 footnote 8 (and VLM-R1's accuracy reward): an integer box.
-BOX_INT_RE = re.compile(r"\[(\d+),\s*(\d+),\s*(\d+),\s*(\d+)\]")
+#: MedGround-R1 footnote 8 (and VLM-R1's accuracy reward): an integer box. The paper's
+#: ``\[(\d+),\s*(\d+),\s*(\d+),\s*(\d+)\]`` written with possessive quantifiers: the same
+#: matches, and no backtracking, so a long digit or whitespace run costs linear time.
+BOX_INT_RE = re.compile(r"\[(\d++),\s*+(\d++),\s*+(\d++),\s*+(\d++)\]")
 #: MedGround-R1 footnote 7 (VLM-R1's format reward), matched with ``re.fullmatch(.., re.DOTALL)``.
 #: :func:`medground_format_ok` implements the same language in linear time.
 MEDGROUND_FORMAT_PATTERN = r"<think>.*?</think>\s*<answer>.*?\{.*\[\d+,\s*\d+,\s*\d+,\s*\d+\].*\}.*?</answer>"
-_BOX_INT_BARE = re.compile(r"\[\d+,\s*\d+,\s*\d+,\s*\d+\]")
-_NUM = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+_BOX_INT_BARE = re.compile(r"\[\d++,\s*+\d++,\s*+\d++,\s*+\d++\]")
+#: A signed decimal or float number. Every part is possessive and no two adjacent parts can
+#: both match a digit (``\d+(\.\d*)?``, not ``\d+\.?\d*``, whose two digit runs can split a long
+#: digit run in quadratically many ways), so a pattern built from it never backtracks.
+_NUM = r"[-+]?+(?:\d++(?:\.\d*+)?+|\.\d++)(?:[eE][-+]?+\d++)?+"
 #: A box of any four numbers (floats, signs) for lenient and Chain-of-Box parsing.
-BOX_NUM_RE = re.compile(rf"\[\s*({_NUM})\s*,\s*({_NUM})\s*,\s*({_NUM})\s*,\s*({_NUM})\s*\]")
+BOX_NUM_RE = re.compile(rf"\[\s*+({_NUM})\s*+,\s*+({_NUM})\s*+,\s*+({_NUM})\s*+,\s*+({_NUM})\s*+\]")
 _BBOX2D_RE = re.compile(
-    rf"[\"']bbox(?:_2d)?[\"']\s*:\s*\[\s*({_NUM})\s*,\s*({_NUM})\s*,\s*({_NUM})\s*,\s*({_NUM})\s*\]"
+    rf"[\"']bbox(?:_2d)?+[\"']\s*+:\s*+\[\s*+({_NUM})\s*+,\s*+({_NUM})\s*+,\s*+({_NUM})\s*+,\s*+({_NUM})\s*+\]"
 )
-_SLICE_TAG_RE = re.compile(r"<\s*slice\s*[_:#]?\s*(-?\d+)\s*>", re.IGNORECASE)
-_FENCE_RE = re.compile(r"```[A-Za-z0-9_-]*\s*\n?(.*?)```", re.DOTALL)
+#: ``<slice 23>``, ``<slice_23>``, ``<Slice: 23>``: one optional separator between two
+#: whitespace runs written as ``\s*([_:#]\s*)?`` (``\s*[_:#]?\s*`` splits a long run of spaces in
+#: quadratically many ways).
+_SLICE_TAG_RE = re.compile(r"<\s*+slice\s*+(?:[_:#]\s*+)?+(-?+\d++)\s*+>", re.IGNORECASE)
+_FENCE_HEAD_RE = re.compile(r"[A-Za-z0-9_-]*+\s*+")
+_THINK_THEN_ANSWER_RE = re.compile(r"</think>\s*+<answer>")
 _PHRASE_SPLIT_RE = re.compile(r"[.;:!?\n]")
 _CACHE = 4096
 
@@ -139,10 +148,16 @@ _FAIL = object()
 
 
 def _unfence(s: str) -> str:
-    if "```" not in s:
+    """The body of the first fenced block, as ``re.search(r"```[A-Za-z0-9_-]*\\s*\\n?(.*?)```", s,
+    re.DOTALL).group(1)`` (``s`` itself when there is none) in linear time: that regex rescans
+    the rest of ``s`` once per whitespace character after an unterminated fence."""
+    i = s.find("```")
+    if i < 0:
         return s
-    m = _FENCE_RE.search(s)
-    return m.group(1) if m else s
+    head = _FENCE_HEAD_RE.match(s, i + 3)  # language name, then whitespace; never None
+    p = head.end() if head else i + 3
+    j = s.find("```", p)
+    return s if j < 0 else s[p:j]
 
 
 # ------------------------------------------------------------------ MedGround-R1
@@ -163,18 +178,10 @@ def medground_format_checks(text: str) -> tuple[bool, bool]:
     if not isinstance(text, str) or not text.startswith("<think>") or not text.endswith("</answer>"):
         return False, False
     end = len(text) - len("</answer>")
-    pos = len("<think>")
-    while True:  # earliest "</think>\s*<answer>" leaves the most room for the rest
-        j = text.find("</think>", pos)
-        if j < 0:
-            return False, False
-        k = j + len("</think>")
-        while k < len(text) and text[k].isspace():
-            k += 1
-        if text.startswith("<answer>", k):
-            start = k + len("<answer>")
-            break
-        pos = j + 1
+    m = _THINK_THEN_ANSWER_RE.search(text, len("<think>"))  # the earliest leaves the most room
+    if m is None:
+        return False, False
+    start = m.end()
     if start > end:
         return False, False
     first = _BOX_INT_BARE.search(text, start, end)
@@ -237,7 +244,7 @@ def qwen_json_boxes(text: str) -> tuple[Box, ...]:
     body = _unfence(text).strip()
     out: list[Box] = []
     obj = _loads(body)
-    if obj is _FAIL:
+    if obj is _FAIL and "'" in body:  # quote repair; without a quote the same text would fail again
         obj = _loads(body.replace("'", '"'))
     if obj is not _FAIL:
         _collect_json_boxes(obj, out)
@@ -394,16 +401,8 @@ def _base_format_ok(text: str) -> bool:
     """Linear-time ``re.fullmatch(r"<think>.*?</think>\\s*<answer>.*?</answer>", text, re.DOTALL)``."""
     if not text.startswith("<think>") or not text.endswith("</answer>"):
         return False
-    end = len(text) - len("</answer>")
-    j = text.find("</think>", len("<think>"))
-    while j >= 0:
-        k = j + len("</think>")
-        while k < len(text) and text[k].isspace():
-            k += 1
-        if text.startswith("<answer>", k):
-            return k + len("<answer>") <= end
-        j = text.find("</think>", j + 1)
-    return False
+    m = _THINK_THEN_ANSWER_RE.search(text, len("<think>"))
+    return m is not None and m.end() <= len(text) - len("</answer>")
 
 
 def _first_brace_object(text: str) -> str | None:
@@ -538,7 +537,7 @@ def parse_medvol(text: str) -> VolumeAnswer:
     tag = _SLICE_TAG_RE.search(answer) if "<" in answer else None
     body = _unfence(_SLICE_TAG_RE.sub(" ", answer) if tag is not None else answer).strip()
     obj = _loads(body)
-    if obj is _FAIL:
+    if obj is _FAIL and "'" in body:  # quote repair; without a quote the same text would fail again
         obj = _loads(body.replace("'", '"'))
     if isinstance(obj, dict):
         key = _slice_id(obj.get("key_slice"))

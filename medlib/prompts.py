@@ -4,7 +4,7 @@ Every coordinate written into a prompt or an answer is in the model's input fram
 :class:`medlib.geometry.ModelFrame`); callers convert boxes before they call these functions.
 
 * MedGround-R1 (:func:`medground_text`): the released code's question and R1 suffix
-  (REFERENCE_NOTES section 1), and the Chain-of-Box variant (paper Sec. 2.4).
+  (docs/medground_r1.md#prompt), and the Chain-of-Box variant (paper Sec. 2.4).
 * MedReasoner (:func:`medreasoner_text`): the reasoning and direct user prompts of the paper's
   Appendix C.2 (Figs. 10, 11), with the line breaks of the public evaluation code.
 * MedVol-R1 (:func:`medvol_content`): ``<slice k>`` before each slice image (Sec. 2.4), then the
@@ -23,7 +23,7 @@ from typing import Any
 from .data.mscxr import MEDGROUND_QUESTION
 
 # ----------------------------------------------------------------------------- MedGround-R1
-#: VLM-R1 / MedGround-R1 released suffix (REFERENCE_NOTES section 1, "Prompt used").
+#: VLM-R1 / MedGround-R1 released suffix (docs/medground_r1.md#prompt).
 MEDGROUND_R1_SUFFIX = (
     " First output the thinking process in <think> </think> tags and then output the final answer in "
     "<answer> </answer> tags. Output the final answer in JSON format."
@@ -41,7 +41,7 @@ MEDGROUND_TEMPLATES = ("r1", "chain_of_box")
 
 def medground_question(phrase: str) -> str:
     """The released code's question: ``"Please provide the bounding box coordinate of the region
-    this sentence describes: <phrase>."`` (REFERENCE_NOTES section 1)."""
+    this sentence describes: <phrase>."`` (docs/medground_r1.md#prompt)."""
     p = str(phrase).strip()
     return f"{MEDGROUND_QUESTION}{p}{'' if p.endswith('.') else '.'}"
 

@@ -181,5 +181,6 @@ def strip_notebook(path: Path) -> bool:
         nb.get("metadata", {}).pop(k, None)
     if json.dumps(nb, sort_keys=True) == before:
         return False
-    path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+    # the layout nbformat and jupytext write (sorted keys), so stripping and `make sync` agree
+    path.write_text(json.dumps(nb, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
     return True

@@ -47,14 +47,19 @@ def expected_files(profile: str, notebooks: Iterable[str] | None = None) -> list
     return [f.format(p=profile) for n in names for f in EXPECTED[n]]
 
 
-def _pct(where: str, name: str, v, problems: list[str]) -> None:
+#: MedReasoner's official pDice is twice the discs' IoU (medlib.metrics.pdice): up to 200 %
+PERCENT_MAX = {"pDice": 200.0}
+
+
+def _pct(where: str, name: str, v, problems: list[str], metric: str | None = None) -> None:
     try:
         x = float(v)
     except (TypeError, ValueError):
         problems.append(f"{where}: {name} = {v!r} is not a number")
         return
-    if not (math.isfinite(x) and 0.0 <= x <= 100.0):
-        problems.append(f"{where}: {name} = {x} is outside 0-100 (%)")
+    top = PERCENT_MAX.get(metric, 100.0) if metric else 100.0
+    if not (math.isfinite(x) and 0.0 <= x <= top):
+        problems.append(f"{where}: {name} = {x} is outside 0-{top:g} (%)")
 
 
 def _interval(where: str, name: str, mean, lo, hi, problems: list[str]) -> None:
@@ -69,7 +74,7 @@ def _check_summary(path: Path, rel: str, problems: list[str]) -> None:
         problems.append(f"{rel}: n = {s.get('n')!r}, no sample was evaluated")
     for name, m in (s.get("metrics") or {}).items():
         if name in PERCENT and isinstance(m, dict):
-            _pct(rel, f"{name}.mean", m.get("mean"), problems)
+            _pct(rel, f"{name}.mean", m.get("mean"), problems, metric=name)
             _interval(rel, name, m.get("mean"), m.get("ci_low"), m.get("ci_high"), problems)
     if int(s.get("refusals") or 0) > int(s.get("n") or 0):
         problems.append(f"{rel}: refusals {s.get('refusals')} > n {s.get('n')}")
@@ -83,7 +88,7 @@ def _check_csv(path: Path, rel: str, problems: list[str]) -> None:
     if rel.startswith("ours/"):
         for i, r in df.iterrows():
             if r.get("unit") == "%":
-                _pct(rel, f"row {i + 2} value", r["value"], problems)
+                _pct(rel, f"row {i + 2} value", r["value"], problems, metric=r.get("metric"))
                 _interval(rel, f"row {i + 2}", r["value"], r.get("ci_low"), r.get("ci_high"), problems)
         return
     if rel.endswith("grpo_objective_check.csv"):
@@ -94,7 +99,7 @@ def _check_csv(path: Path, rel: str, problems: list[str]) -> None:
     for col in df.columns:
         if col in PERCENT:
             for i, v in df[col].dropna().items():
-                _pct(rel, f"row {i + 2} {col}", v, problems)
+                _pct(rel, f"row {i + 2} {col}", v, problems, metric=col)
         elif col.endswith(("seconds", "_s")) and pd.api.types.is_numeric_dtype(df[col]) and (df[col] < 0).any():
             problems.append(f"{rel}: negative {col}")
         elif col == "loss" and pd.api.types.is_numeric_dtype(df[col]) and not df[col].dropna().map(math.isfinite).all():

@@ -164,9 +164,9 @@ def prepare(spec: dict[str, Any]) -> None:
     for arm in spec["arms"].values():
         rewards |= {o.split("=", 1)[1] for o in arm.get("set", []) if o.startswith("grpo.rewards")}
     if any("semantic" in r for r in rewards) and cfg.grpo.reward_options.get("semantic_scorer"):
-        from .semantic import load_scorer
+        from .semantic import ensure_trained
 
-        load_scorer(cfg.grpo.reward_options["semantic_scorer"])
+        ensure_trained(cfg.grpo.reward_options["semantic_scorer"])
 
 
 def _pool_map(jobs: int, tasks: list[tuple]) -> list[dict[str, Any]]:
@@ -261,6 +261,10 @@ def run(spec_path: str, *, jobs: int | None = None, limit: int | None = None, on
                "threads_per_seed": int(spec.get("threads", 1)), "jobs": int(jobs or spec.get("jobs", 1)),
                "means": means.round(2).to_dict("records"), "effects": rows}
     (out / "study.json").write_text(json.dumps(summary, indent=1, default=str) + "\n")
+    if out_dir is None:  # the figures these files feed, redrawn by the command that wrote them
+        from .report_figures import write_figures
+
+        write_figures(only=["91_effects", f"91_study_{spec['paper']}_passk", f"91_study_{spec['paper']}_grpo_signal"])
     return summary
 
 

@@ -97,3 +97,52 @@ def plot_signal(paper: str, arm: str = "grpo", path: str | Path | None = None):
     if path is not None:
         fig.savefig(path, dpi=150, metadata={"Software": None})
     return fig
+
+
+def _mean(df: pd.DataFrame, arm: str, col: str) -> float | None:
+    d = df[df["arm"] == arm] if "arm" in df else df
+    return None if d.empty or col not in d else float(pd.to_numeric(d[col], errors="coerce").mean())
+
+
+def explain(paper: str, paper_name: str) -> str:
+    """What the study's files say, in sentences whose every number is read from them: the
+    verdicts, whether GRPO sharpened or widened what sampling reaches (pass@k), and where the
+    GRPO signal came from (zero-spread groups, each reward's share of the advantage variance)."""
+    from .effects import describe, load_effects
+
+    files = study_files(paper)
+    lines = []
+    eff = load_effects(paper_name)
+    if eff is not None and len(eff):
+        lines.append(describe(eff))
+        shown = eff[eff["verdict"] == "shown"]
+        lines.append(f"{len(shown)} of {len(eff)} claims are shown at this scale (95% intervals over seeds and test items).")
+    pk = files.get("passk")
+    if pk is not None and {"sft_start", "grpo"} <= set(pk["arm"]):
+        ks = sorted(int(c.split("@")[1]) for c in pk.columns if c.startswith("pass@"))
+        lo, hi = f"pass@{ks[0]}", f"pass@{ks[-1]}"
+        a1, b1 = _mean(pk, "sft_start", lo), _mean(pk, "grpo", lo)
+        a2, b2 = _mean(pk, "sft_start", hi), _mean(pk, "grpo", hi)
+        widened = b2 - a2 > 2.0
+        lines.append(f"Sampled at the GRPO temperature ({len(set(pk['seed']))} seeds), GRPO moved {lo} from {a1:.1f}% to "
+                     f"{b1:.1f}% and {hi} from {a2:.1f}% to {b2:.1f}%: "
+                     + ("it also widened what many samples reach." if widened else
+                        "it made single samples right more often without widening what many samples reach "
+                        "(sharpening, not discovery)."))
+    dg = files.get("diagnostics")
+    if dg is not None and len(dg):
+        g = dg[dg["arm"] == "grpo"] if "grpo" in set(dg["arm"]) else dg
+        parts = []
+        for col, what in (("diag/zero_spread/medground_spatial", "groups in which the spatial reward was the same "
+                                                                 "for every completion"),
+                          ("diag/zero_spread/total", "groups with no total-reward spread (no gradient)")):
+            if col in g:
+                parts.append(f"{100 * g[col].mean():.0f}% of {what}")
+        shares = {c.split("/")[-1]: g[c].mean() for c in g.columns if c.startswith("diag/adv_share/") and "@" not in c}
+        if parts:
+            lines.append("Over the GRPO runs: " + "; ".join(parts) + ".")
+        if shares:
+            lines.append("Share of the advantage variance: " + ", ".join(
+                f"{k.replace('medground_', '')} {100 * v:.0f}%" for k, v in sorted(shares.items(), key=lambda kv: -kv[1]))
+                + ".")
+    return "\n".join(lines) if lines else f"no study results for {paper} yet"

@@ -206,7 +206,7 @@ def test_m3d_seg_layout_and_orientation(tmp_path):
     shutil.copytree(FIX / "m3d/seg", root)
     img, _ = _seg_case(root, "case_00000")
     _seg_case(root, "case_00001", overlap=True)
-    (r,) = load_m3d_seg(root, "0007", "train")  # only label 1 present
+    (r,) = load_m3d_seg(root, "0007", "train", queries="label")  # only label 1 present
     assert (r.query, r.label, r.mask_value, r.sample_id) == ("liver", "liver", 1, "0007-case_00000-l1")
     vol, mask = r.load_volume(), r.load_mask()
     assert vol.shape == (8, 10, 12)  # [z, y, x] from (1, X, Y, Z)
@@ -216,6 +216,52 @@ def test_m3d_seg_layout_and_orientation(tmp_path):
     assert [(x.label, x.mask_value) for x in recs] == [("liver", 1), ("liver tumor", None)]
     assert recs[1].load_mask().sum() == 1 and recs[1].load_mask()[3, 2, 1]  # overlapping label: own file
     assert load_m3d_seg(root, "0007", "test")[0].mask_path == recs[0].mask_path  # cached
+
+
+# M3D-Seg's term dictionary (fixture: its format; "liver" has 4 distinct descriptions, one repeated)
+LIVER = ["Primary organ responsible for detoxifying the blood by removing harmful substances.",
+         "Produces bile, a fluid that aids in the digestion and absorption of fats.",
+         "Large organ in the upper right abdomen with various metabolic functions.",
+         "Common site for conditions such as hepatitis and cirrhosis."]
+
+
+def test_m3d_seg_queries_are_free_form_descriptions_with_paraphrased_test(tmp_path):
+    from medlib.data.m3d import describe_label, m3d_seg_query_note, read_term_dictionary
+
+    root = tmp_path / "M3D_Seg"
+    shutil.copytree(FIX / "m3d/seg", root)
+    _seg_case(root, "case_00000")
+    _seg_case(root, "case_00001", overlap=True)
+    terms = read_term_dictionary(root)
+    assert terms["liver"] == LIVER and terms["kidney right"]  # duplicates dropped, file order kept
+    (tr,) = load_m3d_seg(root, "0007", "train")
+    assert tr.query in LIVER[0::2] and tr.label == "liver" and tr.meta["query_source"] == "term_dictionary"
+    te = load_m3d_seg(root, "0007", "test")
+    assert te[0].query in LIVER[1::2] and te[0].meta["query_pool"] == "test paraphrases"
+    # a label the dictionary does not describe keeps its name, and the record says so
+    assert (te[1].query, te[1].meta["query_source"]) == ("liver tumor", "label_name")
+    # every test description differs from every training one: a paraphrase, never a seen query
+    train_pool = {describe_label("liver", terms, "train", f"k{i}")[0] for i in range(50)}
+    test_pool = {describe_label("liver", terms, "test", f"k{i}")[0] for i in range(50)}
+    assert train_pool == set(LIVER[0::2]) and test_pool == set(LIVER[1::2])
+    # stable: the same record always gets the same query
+    assert [r.query for r in load_m3d_seg(root, "0007", "test")] == [r.query for r in te]
+    # without paraphrasing both splits draw from all descriptions; one description serves both
+    assert describe_label("kidney right", terms, "test", "x") == describe_label("kidney right", terms, "train", "x")
+    assert {describe_label("liver", terms, "test", f"k{i}", paraphrase_test=False)[0] for i in range(80)} == set(LIVER)
+    assert "except ['liver tumor']" in m3d_seg_query_note(root, ["liver", "liver tumor"])
+    with pytest.raises(DatasetError, match="no description of label 'liver tumor'"):
+        load_m3d_seg(root, "0007", "test", queries="description")
+    # a root with label names only: the queries are the names, and the note says so
+    (root / "term_dictionary.json").unlink()
+    (tr,) = load_m3d_seg(root, "0007", "train")
+    assert (tr.query, tr.meta["query_source"]) == ("liver", "label_name")
+    assert "absent: queries are label names" in m3d_seg_query_note(root)
+    with pytest.raises(DatasetError, match="term_dictionary.json: not found"):
+        load_m3d_seg(root, "0007", "train", queries="description")
+    (root / "term_dictionary.json").write_text('{"liver": "one string"}')
+    with pytest.raises(DatasetError, match="term 'liver': expected a list of description strings"):
+        load_m3d_seg(root, "0007", "train")
 
 
 def test_m3d_seg_errors(tmp_path):

@@ -1,4 +1,4 @@
-"""Two runs with the same seed give identical results (issue: budget and determinism): SFT then
+"""Two runs with the same seed give identical results: SFT then
 GRPO, each from scratch in its own folder, end with bit-identical weights, identical logged losses
 and rewards, and identical evaluation outputs; another seed gives other weights."""
 
@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
+from conftest import TINY_MODEL
 from safetensors.torch import load_file
 
 from medlib.experiments import evaluate_model
@@ -15,8 +17,7 @@ from medlib.train.callbacks import read_metrics
 
 torch.set_num_threads(1)
 
-TINY = {"hidden_size": 64, "num_heads": 2, "num_kv_heads": 1, "intermediate_size": 128, "vision_hidden_size": 32,
-        "vision_heads": 2, "vision_intermediate_size": 64, "mrope_section": [2, 7, 7], "vocab_size": 500}
+TINY = TINY_MODEL
 
 
 def run(tmp_path, folder: str, seed: int):
@@ -43,6 +44,7 @@ def run(tmp_path, folder: str, seed: int):
     return load_file(str(res.model_dir / "model.safetensors")), logged, summary, preds
 
 
+@pytest.mark.slow  # trains a model
 def test_same_seed_same_weights_logs_and_metrics_other_seed_differs(tmp_path):
     w1, log1, s1, p1 = run(tmp_path, "a", seed=3)
     w2, log2, s2, p2 = run(tmp_path, "b", seed=3)

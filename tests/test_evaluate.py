@@ -19,6 +19,7 @@ from medlib.evaluate import evaluate_2d, generate, load_for_eval, score_2d
 from medlib.evaluate import grounding2d as g2d
 from medlib.evaluate.generation import prompt_texts as g2d_texts
 from medlib.models import ModelLoadError, build_tiny_qwen25vl
+from medlib.paths import REPO
 from medlib.train.datasets import read_toy, row_2d, write_toy2d
 
 torch.set_num_threads(1)
@@ -59,7 +60,7 @@ def _image_record(tmp_path, sid, w, h, box, mask=True):
 
 def _fake_generate(texts):
     """A stand-in for ``generate`` that returns hand-written completions, checking the call."""
-    def fake(model, processor, rows, *, batch_size=16, max_new_tokens=64, progress=False):
+    def fake(model, processor, rows, *, batch_size=16, max_new_tokens=64, repetition_penalty=1.0, progress=False):
         assert len(rows) == len(texts)
         return list(texts)
     return fake
@@ -169,7 +170,7 @@ def test_medreasoner_points_and_mask_dice_in_the_original_frame(tmp_path, tiny):
     # (50, 40); the GT disc has radius 10 at (30, 40); centres 20 apart: they touch only -> pDice 0
     half = prompts.medreasoner_answer([8, 16, 24, 48], [[32, 32], [48, 32]], "t")
     preds, m = score_2d([rec, rec], rows, [good, half], processor=proc, paper="medreasoner",
-                        segmenter=BoxSegmenter(), bootstrap=100)
+                        segmenter=BoxSegmenter(), bootstrap=100, metric_variant="paper")
     np.testing.assert_allclose(preds[0]["points"], [[20, 40], [40, 40]])
     np.testing.assert_allclose(preds[1]["points"], [[40, 40], [60, 40]])
     assert [p["pdice"] for p in preds] == pytest.approx([1.0, 0.0], abs=1e-9)
@@ -177,7 +178,97 @@ def test_medreasoner_points_and_mask_dice_in_the_original_frame(tmp_path, tiny):
     assert [p["mask_dice"] for p in preds] == pytest.approx([1.0, 2 / 3])
     assert m["pDice"]["mean"] == pytest.approx(50.0)
     assert m["Dice"]["mean"] == pytest.approx(100 * (1 + 2 / 3) / 2)
-    assert m["segmenter"] == "box-fill" and m["refusals"] == 0
+    assert m["IoU"]["mean"] == pytest.approx(100 * (1 + 0.5) / 2)
+    assert m["segmenter"] == "box-fill" and m["refusals"] == 0 and m["metric_variant"] == "paper"
+    assert [p["gt_mask_area"] for p in preds] == [1600, 1600] and [p["mask_intersection"] for p in preds] == [1600, 800]
+    # the default is MedReasoner's public evaluation: pDice 2 I / (U + 1e-5) (identical discs of
+    # radius 10: about 2), IoU and Dice with their +1e-6
+    off, mo = score_2d([rec, rec], rows, [good, half], processor=proc, paper="medreasoner",
+                       segmenter=BoxSegmenter(), bootstrap=100)
+    disc = np.pi * 100
+    assert [p["pdice"] for p in off] == pytest.approx([2 * disc / (disc + 1e-5), 0.0], rel=1e-9)
+    assert [p["box_iou"] for p in off] == pytest.approx([1600 / (1600 + 1e-6), 800 / (1600 + 1e-6)], rel=1e-12)
+    assert [p["mask_dice"] for p in off] == pytest.approx([3200 / (3200 + 1e-6), 1600 / (2400 + 1e-6)], rel=1e-12)
+    assert mo["metric_variant"] == "official" and mo["pDice"]["mean"] == pytest.approx(100 * disc / (disc + 1e-5))
+    # mIoU / Acc stay MedRPG's, whatever the variant
+    assert mo["mIoU"] == m["mIoU"] and mo["Acc"] == m["Acc"]
+    with pytest.raises(ValueError, match="metric_variant 'eq5'"):
+        score_2d([rec], rows[:1], [good], processor=proc, paper="medreasoner", metric_variant="eq5")
+
+
+def test_medreasoner_summary_records_decoding_variant_and_segmenter(tmp_path, tiny, monkeypatch):
+    """The repetition penalty reaches model.generate and the summary; so do the metric variant
+    and the segmenter that produced the mask Dice."""
+    model, proc = tiny
+    rec = _image_record(tmp_path, "mr", 70, 70, (10, 20, 50, 60))
+    rec.points = ((20.0, 40.0), (40.0, 40.0))
+    seen = {}
+    real = model.generate
+
+    def spy(*a, **kw):
+        seen.update(kw)
+        return real(*a, **kw)
+
+    monkeypatch.setattr(model, "generate", spy)
+    s = g2d.evaluate_2d(model, proc, [rec], paper="medreasoner", template="direct", segmenter=BoxSegmenter(),
+                        max_new_tokens=4, bootstrap=10, repetition_penalty=1.05, metric_variant="paper",
+                        segmenter_spec="box-fill:test")
+    assert seen["repetition_penalty"] == 1.05 and seen["do_sample"] is False
+    assert s["decoding"]["repetition_penalty"] == 1.05
+    assert s["metric_variant"] == "paper" and s["metrics"]["metric_variant"] == "paper"
+    assert s["segmenter"] == "box-fill:test"
+    from medlib.evaluate.__main__ import format_summary
+
+    text = format_summary(s)
+    assert "mask Dice by segmenter box-fill:test" in text and "paper variant" in text
+
+
+def test_segmenter_choice_names_where_it_came_from():
+    from medlib.evaluate.__main__ import segmenter_choice
+    from medlib.train.config import load_config
+
+    full = load_config(REPO / "configs" / "medreasoner" / "full.yaml")
+    assert segmenter_choice(full, None) == ("medsam2:checkpoints/MedSAM2_latest.pt", "evaluation.segmenter")
+    assert full.evaluation.repetition_penalty == 1.05 and full.evaluation.metric_variant == "official"
+    assert segmenter_choice(full, "none")[0] is None and segmenter_choice(full, "litemedsam")[0] == "litemedsam"
+    bare = load_config(REPO / "configs" / "medreasoner" / "smoke.yaml", ["evaluation.segmenter=null"])
+    spec, why = segmenter_choice(bare, None)
+    assert spec == "litemedsam" and "no segmenter named" in why
+
+
+def test_rescore_recomputes_the_variants_from_predictions(tmp_path, tiny):
+    from medlib.evaluate.rescore import main as rescore_main
+    from medlib.evaluate.rescore import rescore_medreasoner
+
+    model, proc = tiny
+    rec = _image_record(tmp_path, "mr", 70, 70, (10, 20, 50, 60))
+    rec.points = ((20.0, 40.0), (40.0, 40.0))
+    rows = g2d.build_rows_2d([rec, rec], proc, "medreasoner", "reasoning")
+    good = prompts.medreasoner_answer([8, 16, 40, 48], [[16, 32], [32, 32]], "t")
+    half = prompts.medreasoner_answer([8, 16, 24, 48], [[32, 32], [48, 32]], "t")
+    out = tmp_path / "ev"
+    for variant in ("paper", "official"):
+        preds, m = score_2d([rec, rec], rows, [good, half], processor=proc, paper="medreasoner",
+                            segmenter=BoxSegmenter(), bootstrap=50, metric_variant=variant)
+        d = out / variant
+        d.mkdir(parents=True)
+        (d / "predictions.jsonl").write_text("".join(json.dumps(p) + "\n" for p in preds))
+        (d / "summary.json").write_text(json.dumps({"paper": "medreasoner", "metrics": m, "bootstrap": 50,
+                                                    "provenance": {"seed": 0}}))
+    s = rescore_medreasoner(out / "paper", "official")
+    want = json.loads((out / "official" / "summary.json").read_text())["metrics"]
+    for k in ("IoU", "pDice", "Dice"):
+        assert s["metrics"][k] == pytest.approx(want[k])
+    assert s["metric_variant"] == "official" and s["rescored"]["mask_dice"] == "exact"
+    # predictions without the mask counts (written before they were kept): Eq. 5 value, said so
+    lines = [json.loads(x) for x in (out / "paper" / "predictions.jsonl").read_text().splitlines()]
+    for p in lines:
+        del p["gt_mask_area"], p["mask_intersection"]
+        p["mask_dice"] = 0.5
+    (out / "paper" / "predictions.jsonl").write_text("".join(json.dumps(p) + "\n" for p in lines))
+    s = rescore_medreasoner(out / "paper", "official")
+    assert s["metrics"]["Dice"]["mean"] == pytest.approx(50.0) and "not recorded" in s["rescored"]["mask_dice"]
+    assert rescore_main([str(tmp_path / "missing")]) == 2
 
 
 # ------------------------------------------------------------------ files and provenance
@@ -298,11 +389,15 @@ def test_3d_key_slice_boxes_and_volume_metrics(tmp_path, tiny, monkeypatch):
     assert "not one of the 4 shown slices" in preds[3]["reason"]
     # first: pred = box on z 4, 5, 6 = 240 voxels; GT 320; overlap z 4, 5 = 160.
     #   DSC = 2 * 160 / (240 + 320) = 4/7; IoU = 160 / (240 + 320 - 160) = 0.4
-    #   window |t - 5| <= 1: pred 240, GT 160 (z 4, 5), overlap 160 -> 2 * 160 / 400 = 0.8
+    #   window (default, shown slices) positions 1..3 around <slice 3> -> z 2..7: the whole overlap,
+    #   2 * 160 / (240 + 320) = 4/7; native window |t - 5| <= 1: pred 240, GT 160 (z 4, 5) -> 0.8
     # second: pred on z 0, 1, GT on z 2..5: DSC 0, window 0
     assert [p["dsc"] for p in preds] == pytest.approx([4 / 7, 0, 0, 0])
     assert [p["iou"] for p in preds] == pytest.approx([0.4, 0, 0, 0])
-    assert [p["dsc_local"] for p in preds] == pytest.approx([0.8, 0, 0, 0])
+    assert [p["dsc_local"] for p in preds] == pytest.approx([4 / 7, 0, 0, 0])
+    native = evaluate_3d(model, proc, [rec] * 4, segmenter=SlabSegmenter(), n_slices=4, slice_size=56, delta=1,
+                         bootstrap=100, config={"paper": "medvol"}, split="test", window="native")
+    assert native["metrics"]["DSC_local"]["mean"] == pytest.approx(20.0) and native["metrics"]["window"] == "native"
     # key slice: GT areas on the shown slices [0, 80, 80, 0]; z 5 -> 80 / 80 = 1, z 0 -> 0;
     # boxes on z 5: exact match -> 1; on z 0 no GT box -> 0 / max(1, 0) = 0
     assert [p["key_hit"] for p in preds] == [True, False, False, False]
@@ -310,7 +405,8 @@ def test_3d_key_slice_boxes_and_volume_metrics(tmp_path, tiny, monkeypatch):
     assert [p["key_boxes"] for p in preds] == pytest.approx([1, 0, 0, 0])
     m = s["metrics"]
     assert m["DSC"]["mean"] == pytest.approx(100 * (4 / 7) / 4) and m["IoU"]["mean"] == pytest.approx(10.0)
-    assert m["DSC_local"]["mean"] == pytest.approx(20.0) and m["key_hit"]["mean"] == pytest.approx(25.0)
+    assert m["DSC_local"]["mean"] == pytest.approx(100 * (4 / 7) / 4) and m["key_hit"]["mean"] == pytest.approx(25.0)
+    assert m["window"] == "sampled"
     assert s["refusals"] == 2 and m["segmenter"] == "slab" and m["delta"] == 1
     assert json.loads((tmp_path / "ev3" / "summary.json").read_text())["provenance"]["config_hash"]
 

@@ -3,14 +3,14 @@ reused when unchanged, logs copied to results/training."""
 
 import pytest
 import torch
+from conftest import TINY_MODEL
 
 from medlib.experiments import Variant, mean_over_seeds, run_ablation, variant_config
 from medlib.train import config_from_dict, run_sft
 
 torch.set_num_threads(1)
 
-TINY = {"hidden_size": 64, "num_heads": 2, "num_kv_heads": 1, "intermediate_size": 128, "vision_hidden_size": 32,
-        "vision_heads": 2, "vision_intermediate_size": 64, "mrope_section": [2, 7, 7], "vocab_size": 500}
+TINY = TINY_MODEL
 
 
 def base(tmp_path):
@@ -59,6 +59,7 @@ def test_a_reward_ablation_removes_the_reward(tmp_path):
     assert opts.grpo.reward_options == {"semantic_scorer": "mean-intensity", "spatial_threshold": 0.5}
 
 
+@pytest.mark.slow  # trains a model
 def test_ablation_trains_evaluates_and_reuses(tmp_path, monkeypatch):
     monkeypatch.setenv("MEDLIB_RESULTS_DIR", str(tmp_path / "results"))
     cfg = base(tmp_path)
@@ -79,6 +80,7 @@ def test_ablation_trains_evaluates_and_reuses(tmp_path, monkeypatch):
     assert list(summary["variant"]) == ["start", "G2", "no_format", "sft_more"] and (summary["seeds"] == 1).all()
 
 
+@pytest.mark.slow  # trains a model
 def test_a_changed_config_never_resumes_another_runs_checkpoints(tmp_path):
     from medlib.experiments import start_run, train_variant
 
@@ -99,6 +101,7 @@ def test_a_changed_config_never_resumes_another_runs_checkpoints(tmp_path):
     assert len(old) == 3 and sum(name.endswith("-2") for name in old) == 1
 
 
+@pytest.mark.slow  # trains a model
 def test_a_grpo_setting_does_not_retrain_the_sft_start_but_an_sft_setting_retrains_what_follows(tmp_path):
     """A GRPO sweep (``--set grpo.learning_rate=...``) reuses the SFT start it begins from; a change
     to the SFT recipe, or to the warm-up it starts from, gives the start and every arm from it a
@@ -130,3 +133,28 @@ def test_a_grpo_setting_does_not_retrain_the_sft_start_but_an_sft_setting_retrai
     done.write_text(json.dumps({**info, "config_hash": "another start"}))
     assert stage_key(arm, "grpo") != before
     assert stage_key(arm, "grpo") != stage_key(with_(arm, grpo={"learning_rate": 3e-4}), "grpo")
+
+
+def test_stage_key_ignores_evaluation_and_new_grpo_settings_at_their_defaults():
+    """Runs cached before the evaluation section and the rollout / update batch settings existed
+    keep their key (no retraining); a setting that changes training changes it."""
+    import dataclasses
+
+    from medlib.evaluate.provenance import config_hash
+    from medlib.experiments import GRPO_KEY_EXEMPT_AT_DEFAULT, stage_key
+    from medlib.paths import REPO
+    from medlib.train.config import load_config
+
+    cfg = load_config(REPO / "configs" / "medground" / "smoke.yaml", ["sft.init_from=base", "vision.enabled=false"])
+    assert cfg.grpo.init_from == "sft"
+    old = cfg.to_dict()  # the config as it was before these settings existed: what the cached runs hashed
+    old.pop("evaluation")
+    old.pop("vision")
+    for k in GRPO_KEY_EXEMPT_AT_DEFAULT:
+        old["grpo"].pop(k)
+    key = stage_key(cfg, "grpo")
+    assert key == config_hash(old)
+    assert key == stage_key(dataclasses.replace(cfg, evaluation=dataclasses.replace(
+        cfg.evaluation, repetition_penalty=1.05, metric_variant="paper")), "grpo")
+    changed = dataclasses.replace(cfg, grpo=dataclasses.replace(cfg.grpo, update_batch_prompts=4))
+    assert stage_key(changed, "grpo") != key

@@ -62,7 +62,7 @@ def test_volume_metrics():
 
 def test_pdice_missing_prediction_is_zero():
     gt = [[[0, 0], [2, 0]], [[0, 0], [2, 0]]]
-    out = m.pdice([[[0, 0], [2, 0]], None], gt)
+    out = m.pdice([[[0, 0], [2, 0]], None], gt, "paper")
     assert out.tolist() == pytest.approx([1.0, 0.0])
 
 
@@ -80,3 +80,70 @@ def test_bootstrap_interval_behaviour():
     # a non-mean statistic works too
     lo_med, hi_med = m.bootstrap_ci(x, stat=np.median, n_boot=300)
     assert lo_med < np.median(x) < hi_med
+
+
+# ------------------------------------------------------------- MedReasoner metric variants
+def test_pdice_official_is_twice_the_disc_iou_paper_is_eq5():
+    unit = [[0, 0], [2, 0]]  # disc of radius 1 centred at (1, 0), area pi
+    big = [[-1, 0], [3, 0]]  # concentric disc of radius 2, area 4 pi
+    far = [[10, 0], [12, 0]]
+    # identical discs: Eq. 5 gives 1, the public code 2 pi / (pi + 1e-5)
+    assert m.pdice([unit], [unit], "paper")[0] == pytest.approx(1.0)
+    assert m.pdice([unit], [unit], "official")[0] == pytest.approx(2 * np.pi / (np.pi + 1e-5), rel=1e-12)
+    # concentric radii 1 and 2: intersection pi, union 4 pi, areas 5 pi
+    assert m.pdice([unit], [big], "paper")[0] == pytest.approx(2 / 5)
+    assert m.pdice([unit], [big], "official")[0] == pytest.approx(2 * np.pi / (4 * np.pi + 1e-5), rel=1e-12)
+    # disjoint, missing, malformed: 0 in both
+    for v in m.MEDREASONER_VARIANTS:
+        assert m.pdice([far, None, [[0, 0]], [[np.nan, 0], [1, 1]]], [unit] * 4, v).tolist() == [0.0] * 4
+    # the default is the public evaluation's (what produced the paper's tables)
+    assert m.pdice([unit], [big])[0] == m.pdice([unit], [big], "official")[0]
+    with pytest.raises(ValueError, match="metric variant 'eq5'"):
+        m.pdice([unit], [big], "eq5")
+
+
+def test_pdice_official_partial_overlap_hand_computed():
+    # two unit discs whose centres are 1 apart: lens area 2 acos(1/2) - sqrt(3)/2
+    a, b = [[-1, 0], [1, 0]], [[0, 0], [2, 0]]
+    lens = 2 * np.arccos(0.5) - np.sqrt(3) / 2
+    assert m.pdice([a], [b], "official")[0] == pytest.approx(2 * lens / (2 * np.pi - lens + 1e-5), rel=1e-9)
+    assert m.pdice([a], [b], "paper")[0] == pytest.approx(2 * lens / (2 * np.pi), rel=1e-9)
+
+
+def test_medreasoner_box_iou_variants():
+    pred, gt = [[0, 0, 2, 2]], [[1, 1, 3, 3]]  # intersection 1, union 7
+    assert m.medreasoner_box_iou(pred, gt, "official")[0] == pytest.approx(1 / (7 + 1e-6), rel=1e-12)
+    assert m.medreasoner_box_iou(pred, gt, "paper")[0] == pytest.approx(1 / 7, rel=1e-12)
+    # a box given as [x2, y1, x1, y2] has no intersection: 0, never an error; a refusal is 0
+    assert m.medreasoner_box_iou([[2, 0, 0, 2], None], [[0, 0, 2, 2]] * 2, "official").tolist() == [0.0, 0.0]
+    # the +1e-6: two identical zero-area boxes give 0 / 1e-6 = 0 (no division by zero)
+    assert m.medreasoner_box_iou([[1, 1, 1, 5]], [[1, 1, 1, 5]], "official")[0] == 0.0
+
+
+def test_mask_dice_variants():
+    p, g = np.zeros((4, 4), bool), np.zeros((4, 4), bool)
+    p[0, :3] = True  # 3 px
+    g[0, 1:] = True  # 3 px in row 0 ...
+    g[1, :2] = True  # ... and 2 in row 1: 5 px, 2 shared with p
+    assert m.mask_dice(p, g, "paper") == pytest.approx(2 * 2 / 8)
+    assert m.mask_dice(p, g, "official") == pytest.approx(4 / (8 + 1e-6), rel=1e-12)
+    empty = np.zeros((4, 4), bool)
+    assert m.mask_dice(empty, empty, "paper") == 1.0  # nothing to find, nothing found
+    assert m.mask_dice(empty, empty, "official") == 0.0  # the public code's +1e-6
+
+
+def test_windowed_dice_hand_computed_and_empty_window_scores_zero():
+    from medlib.metrics import EMPTY_WINDOW_DICE, windowed_dice
+
+    gt = np.zeros((6, 4, 4), dtype=bool)
+    pred = np.zeros_like(gt)
+    gt[2, :2, :2] = True  # 4 voxels on z2
+    pred[2, :2, :1] = True  # 2 inside
+    pred[4, :2, :2] = True  # 4 on z4 (outside a window ending at z3)
+    assert windowed_dice(pred, gt, 1, 3) == pytest.approx(2 * 2 / (2 + 4))
+    assert windowed_dice(pred, gt, 1, 4) == pytest.approx(2 * 2 / (6 + 4))
+    assert windowed_dice(pred, gt, -5, 99) == pytest.approx(4 / 10)  # clipped to the volume
+    assert EMPTY_WINDOW_DICE == 0.0 and windowed_dice(pred, gt, 0, 1) == 0.0  # both empty there
+    assert windowed_dice(pred, gt, 4, 3) == 0.0  # an empty range
+    with pytest.raises(ValueError, match="shapes differ"):
+        windowed_dice(pred, gt[:3], 0, 1)

@@ -1,4 +1,4 @@
-"""Every notebook executes end to end with papermill at its smallest size (CI tier of STYLE.md),
+"""Every notebook executes end to end with papermill at its smallest size (the CI tier),
 in order, into one results folder as ``make reproduce`` would; then that folder holds every file
 the batch must write, with every value in range (:mod:`medlib.results_check`)."""
 

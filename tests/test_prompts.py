@@ -9,7 +9,7 @@ from medlib.parsing import parse_chain_of_box, parse_medground, parse_medreasone
 
 
 def test_medground_r1_prompt_is_the_released_codes():
-    # REFERENCE_NOTES section 1: "{question} First output the thinking process in <think> </think>
+    # docs/medground_r1.md#prompt: "{question} First output the thinking process in <think> </think>
     # tags and then output the final answer in <answer> </answer> tags. Output the final answer in
     # JSON format." with question "Please provide the bounding box coordinate of the region this
     # sentence describes: <phrase>."

@@ -1,23 +1,18 @@
-"""The reward registry: each paper's set and weights, clear errors, picklable TRL callables,
-and the model hooks (semantic scorer, segmenter) loaded once per spec."""
+"""The reward registry: each paper's set and weights, clear errors, picklable TRL callables; a
+model-backed reward resolves its spec through medlib.semantic / medlib.segment on first use."""
 
 from __future__ import annotations
 
 import pickle
-import sys
-import types
 
 import numpy as np
 import pytest
 from trl.trainer.utils import get_callable_name, is_async_callable
 
-from medlib.rewards import registry
-from medlib.rewards.medground import MeanIntensityScorer
 from medlib.rewards.registry import (
     RewardConfigError,
     build_reward_set,
     default_weights,
-    get_semantic_scorer,
     reward_names,
 )
 
@@ -137,7 +132,7 @@ def test_every_reward_is_a_picklable_trl_callable():
             assert len(out) == 1 and (out[0] is None or np.isfinite(out[0]))
 
 
-def test_semantic_scorer_hook_loads_once_per_spec(monkeypatch):
+def test_semantic_reward_resolves_its_spec_through_medlib_semantic(monkeypatch):
     loads = []
 
     class FakeScorer:
@@ -147,36 +142,34 @@ def test_semantic_scorer_hook_loads_once_per_spec(monkeypatch):
         def image_text_similarity(self, images, texts):
             return np.ones(len(texts))
 
-    fake = types.ModuleType("medlib.semantic")
-    fake.load_scorer = lambda spec: loads.append(spec) or FakeScorer()
-    monkeypatch.setitem(sys.modules, "medlib.semantic", fake)
-    monkeypatch.setattr(registry, "_SCORERS", {})
-    a, b = get_semantic_scorer("biomedclip"), get_semantic_scorer("biomedclip")
-    assert a is b and loads == ["biomedclip"]
-    get_semantic_scorer("other")
-    assert loads == ["biomedclip", "other"]
-    assert isinstance(get_semantic_scorer("test"), MeanIntensityScorer)  # test specs need no module
+    import medlib.semantic
+
+    monkeypatch.setattr(medlib.semantic, "load_scorer", lambda spec: loads.append(spec) or FakeScorer())
+    (reward,), _ = build_reward_set("medground", {"semantic": 1}, semantic_scorer="biomedclip")
+    assert loads == []  # building a reward set loads no model
+    text = '<think>t</think><answer>{"bbox": [0, 0, 4, 4]}</answer>'
+    img = np.zeros((8, 8), dtype=np.uint8)
+    assert reward(None, [text], phrase=["x"], image=[img], solution=[[0, 0, 4, 4]]) == [1.0]
+    assert loads == ["biomedclip"]
 
 
-def test_semantic_scorer_hook_without_the_module_says_what_is_missing(monkeypatch):
-    monkeypatch.setitem(sys.modules, "medlib.semantic", None)  # import fails
-    monkeypatch.setattr(registry, "_SCORERS", {})
-    with pytest.raises(RewardConfigError, match="medlib.semantic"):
-        get_semantic_scorer("biomedclip")
+def test_segmenter_spec_is_resolved_lazily_through_medlib_segment(monkeypatch):
+    import medlib.segment
 
-
-def test_segmenter_spec_is_resolved_lazily_through_the_hook(monkeypatch):
-    fake = types.ModuleType("medlib.segment")
-    fake.get_segmenter = lambda spec: StubSegmenter()
-    monkeypatch.setitem(sys.modules, "medlib.segment", fake)
-    monkeypatch.setattr(registry, "_SEGMENTERS", {})
+    monkeypatch.setattr(medlib.segment, "get_segmenter", lambda spec: StubSegmenter())
     funcs, _ = build_reward_set("medvol", {"cross_slice": 1}, segmenter="medsam2")
     mask = np.zeros((4, 8, 8), dtype=bool)
     mask[1, 2:5, 2:5] = True
     text = '<think>t</think><answer>{"key_slice": 2, "bbox_2d_list": [[2, 2, 5, 5]]}</answer>'
     # the stub segments nothing: Dice 0, computed through the looked-up segmenter
     assert funcs[0](None, [text], mask=[mask], volume=[mask * 1.0]) == [0.0]
-    assert isinstance(registry._SEGMENTERS["medsam2"], StubSegmenter)
+
+
+def test_module_level_semantic_rewards_do_not_default_to_the_stand_in():
+    from medlib.rewards import medground_semantic, medground_semantic_released
+
+    assert medground_semantic.scorer == medground_semantic_released.scorer == "default"
+    assert build_reward_set("medground", {"semantic": 1})[0][0].scorer == "default"
 
 
 def test_per_step_memo_notices_a_batch_changed_in_place():

@@ -11,7 +11,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from medlib.rewards.medground import (
-    MeanIntensityScorer,
     MedGroundFormat,
     MedGroundIoU,
     MedGroundSemantic,
@@ -20,6 +19,7 @@ from medlib.rewards.medground import (
 )
 from medlib.rewards.medreasoner import TERMS, MedReasonerReward
 from medlib.rewards.medvol import MedVolAxial, MedVolCrossSlice, MedVolFormat, MedVolSpatial
+from medlib.semantic.stand_in import MeanIntensityScorer
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

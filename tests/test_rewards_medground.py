@@ -8,7 +8,6 @@ import pytest
 
 from medlib.rewards._common import RewardInputError
 from medlib.rewards.medground import (
-    MeanIntensityScorer,
     MedGroundFormat,
     MedGroundIoU,
     MedGroundSemantic,
@@ -17,8 +16,8 @@ from medlib.rewards.medground import (
     medground_format,
     medground_iou,
     medground_spatial,
-    text_intensity,
 )
+from medlib.semantic.stand_in import MeanIntensityScorer, text_intensity
 
 
 def done(box: str, think: str = "region") -> str:
@@ -212,13 +211,14 @@ def test_released_variant_ignores_the_completion():
     assert s.calls == 1  # the repeated (image, text) pair is scored once
 
 
-def test_semantic_reward_by_spec_uses_the_registry_cache():
-    from medlib.rewards.registry import get_semantic_scorer
+def test_semantic_reward_by_spec_uses_the_scorer_cache_of_medlib_semantic():
+    from medlib.semantic import load_scorer
 
     img = np.full((8, 8), 255, dtype=np.uint8)
     r = MedGroundSemantic("mean-intensity")
     assert r(None, [done("[0, 0, 8, 8]")], phrase=["bright"], image=[img]) == [pytest.approx(1.0)]
-    assert get_semantic_scorer("mean-intensity") is get_semantic_scorer("mean-intensity")
+    assert load_scorer("mean-intensity") is load_scorer("mean-intensity")
+    assert isinstance(load_scorer("test"), MeanIntensityScorer)
 
 
 def test_spatial_threshold_option():

@@ -211,3 +211,54 @@ def test_batched_spatial_equals_per_row_hungarian():
     assert spatial_rewards(preds, gts) == pytest.approx(
         [spatial_reward(p, g) for p, g in zip(preds, gts)], abs=1e-12
     )
+
+
+def test_window_bounds_sampled_and_native_hand_computed():
+    from medlib.rewards.medvol import window_bounds
+
+    shown = [0, 5, 10, 15, 20, 25, 30, 35]  # 8 of 40 slices
+    # key at position 3 (z 15), delta 2: positions 1..5 -> z 5..25 (21 native slices)
+    assert window_bounds(3, 2, shown, 40) == (5, 25)
+    assert window_bounds(3, 2, shown, 40, "native") == (13, 17)
+    assert window_bounds(0, 2, shown, 40) == (0, 10)  # clipped at the first shown slice
+    assert window_bounds(7, 1, shown, 40) == (30, 35)
+    assert window_bounds(3, 2, None, 40) == window_bounds(3, 2, None, 40, "native") == (1, 5)
+    assert window_bounds(8, 2, shown, 40) is None and window_bounds(-1, 2, shown, 40) is None
+    with pytest.raises(ValueError, match="unknown R_c window"):
+        window_bounds(3, 2, shown, 40, "z")
+
+
+def test_cross_slice_window_counts_shown_slices_by_default():
+    # shown z = 1, 3, ..., 15; identifier 4 -> position 3 -> z 7, where A7 is A's box.
+    # Flood from A7 recovers A (240 voxels, areas z5 16, z6 36, z7 64, z8 64, z9 36).
+    shown = list(range(1, 16, 2))
+    cols = dict(mask=[MASK], volume=[VOLUME], slice_indices=[shown])
+    # sampled, delta 1: positions 2..4 -> z 5, 7, 9 -> window z5..9; A there 216, GT 264 (B 48)
+    sampled = MedVolCrossSlice(FloodSegmenter(), delta=1)(None, [ans(4, [A7])], **cols)
+    assert sampled == [pytest.approx(2 * 216 / (216 + 264))]
+    # native, delta 1: z6..8; A 164, GT 212
+    native = MedVolCrossSlice(FloodSegmenter(), delta=1, window="native")(None, [ans(4, [A7])], **cols)
+    assert native == [pytest.approx(2 * 164 / (164 + 212))]
+    with pytest.raises(ValueError, match="unknown window"):
+        MedVolCrossSlice(FloodSegmenter(), window="z")
+
+
+def test_cross_slice_batched_path_gives_the_rewards_of_one_propagation_per_completion():
+    """The step-batched R_c (LiteMedSAM's propagate_many, propagation cut at the window) equals
+    the per-completion propagate_3d to the volume's end, and encodes each slice once a step."""
+    from medlib.segment import LiteMedSAMSegmenter
+
+    mask = MASK[3:12]  # A on z1..8, B on z3..5
+    vol = np.where(mask, 60.0, -100.0) + np.random.default_rng(0).normal(0, 5, mask.shape)
+    shown = [0, 2, 4, 6, 8]
+    texts = [ans(3, [A7, B7]), ans(3, [A7]), ans(2, [B7]), ans(4, [[2, 2, 12, 12]]), ans(3, []), ans(9, [A7])]
+    cols = dict(mask=[mask] * 6, volume=[vol] * 6, slice_indices=[shown] * 6)
+    seg = LiteMedSAMSegmenter()
+    new_reward = MedVolCrossSlice(seg, delta=1)
+    new = new_reward(None, texts, **cols)
+    stats = new_reward.last_stats
+    assert stats["propagations"] == 4 and stats["volumes"] == 1 and stats["boxes"] == 5
+    assert stats["distinct_window_slices"] == 9  # windows z2..6, z2..6, z0..4, z4..8
+    assert stats["encoder_calls"] <= 9
+    old = MedVolCrossSlice(seg, delta=1, batched=False)(None, texts, **cols)
+    assert new == old and old[0] > 0.5 and old[4:] == [0.0, 0.0]

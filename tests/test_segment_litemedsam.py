@@ -166,3 +166,19 @@ def test_propagate_3d_input_errors(seg):
         seg.propagate_3d(np.zeros((0, 8, 8)), 0, [box])
     with pytest.raises(ValueError, match="non-empty"):
         seg.propagate_3d(vol[0], 0, [box])
+
+
+def test_propagate_many_equals_propagate_3d_each_and_encodes_each_slice_once():
+    """The batched R_c path: several key slices, boxes and distances on one volume give the
+    masks that propagate_3d gives each alone, with one encoder call per distinct slice."""
+    vol, gt = _ct_ellipsoid()
+    boxes3, boxes2 = [mask_to_box(gt[3])], [mask_to_box(gt[2]), mask_to_box(gt[2][:, :32])]
+    requests = [(3, boxes3, None), (2, boxes2, 1), (3, boxes3, 2), (9, boxes3, None)]
+    seg = LiteMedSAMSegmenter()
+    got = seg.propagate_many(vol, requests)
+    assert seg.encoder_calls == 7  # slices 0..6, each once, though four requests reach most of them
+    for (k, b, d), g in zip(requests, got):  # now from the cache
+        seg.max_propagation_distance = d
+        assert np.array_equal(seg.propagate_3d(vol, k, b), g)
+    assert seg.encoder_calls == 7
+    assert got[0].any() and not got[3].any()  # key slice outside the volume: empty

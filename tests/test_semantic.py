@@ -1,4 +1,5 @@
-"""medlib.semantic (MedGround-R1 Sec. 2.3 semantic scorer) and medlib.semantic_train.
+"""medlib.semantic (MedGround-R1 Sec. 2.3 semantic scorer): the scorer, loading, the embedded
+small CLIP's training and evaluation.
 
 The throwaway generator below draws coloured shapes on a noisy background, each with its own
 phrase ("red square", ...): a task a tiny CLIP learns in seconds on one thread.
@@ -13,9 +14,11 @@ import numpy as np
 import pytest
 import torch
 
-from medlib import semantic, semantic_train
+from medlib import semantic
 from medlib.semantic import ClipScorer, ScorerLoadError, load_scorer, pixel_boxes
-from medlib.semantic_train import (
+from medlib.semantic import training as semantic_train
+from medlib.semantic.evaluation import gt_vs_random_box, laterality, retrieval_metrics
+from medlib.semantic.training import (
     EMBEDDED_RECIPES,
     SmallClipConfig,
     build_crop_pool,
@@ -23,9 +26,6 @@ from medlib.semantic_train import (
     chest_triplets,
     contrastive_loss,
     ensure_embedded_clip,
-    gt_vs_random_box,
-    laterality,
-    retrieval_metrics,
     train_small_clip,
 )
 
@@ -182,6 +182,7 @@ def test_transform_split_matches_open_clip_preprocess(scorer):
 
 
 # ----------------------------------------------------------------------------- loading
+@pytest.mark.slow  # trains a model
 def test_save_load_round_trip_and_specs(trained, tmp_path):
     sc, out = trained
     rng = np.random.default_rng(4)
@@ -259,6 +260,7 @@ def test_crop_pool_negatives_avoid_every_region(scorer):
     assert np.array_equal(pool.pos[0, 0], scorer.pixel_arrays([__import__("PIL.Image").Image.fromarray(img[y1:y2, x1:x2])])[0])
 
 
+@pytest.mark.slow  # trains a model
 def test_tiny_training_beats_chance_and_prefers_the_true_box(trained, scorer):
     sc, _ = trained
     test = shapes_triplets(40, seed=123)  # images never seen in training
@@ -284,6 +286,7 @@ def test_laterality_words():
     assert laterality("upright cardiomegaly") == frozenset()  # "upright" is not "right"
 
 
+@pytest.mark.slow  # trains a model
 def test_training_is_deterministic_for_a_seed_and_keeps_the_thread_setting():
     trip = shapes_triplets(4, seed=3)
     kw = dict(config=TINY, steps=3, batch_size=8, pos_views=2, neg_views=1, half_res_prob=0.0, progress=False)
@@ -308,11 +311,12 @@ def embedded_tiny(tmp_path_factory):
     mp.setattr(semantic_train, "EMBEDDED_DIR", str(root / "semantic"))
     mp.setattr(semantic_train, "BENCH_ROOT", str(root / "data"))
     semantic.clear_cache()
-    yield load_scorer("embedded:tiny"), root
+    yield load_scorer("embedded:tiny", train_if_missing=True), root
     semantic.clear_cache()
     mp.undo()
 
 
+@pytest.mark.slow  # trains a model
 def test_embedded_spec_trains_once_then_loads_the_cache(embedded_tiny, monkeypatch):
     sc, root = embedded_tiny
     d = root / "semantic" / "tiny_seed0"
@@ -344,22 +348,56 @@ def test_embedded_spec_trains_once_then_loads_the_cache(embedded_tiny, monkeypat
         info_path.write_text(original)
 
 
+def test_loading_never_trains_training_is_asked_for(monkeypatch, tmp_path):
+    """load_scorer("embedded...") with no cached model says how to train it and trains nothing;
+    ensure_trained (what the GRPO stage calls) and train_if_missing=True do train."""
+    from medlib.semantic import loading
+
+    trained = []
+    monkeypatch.setattr(semantic_train, "EMBEDDED_DIR", str(tmp_path / "semantic"))
+    monkeypatch.setattr(semantic_train, "train_embedded_clip",
+                        lambda profile, seed, **k: trained.append((profile, seed)))
+    monkeypatch.setattr(loading, "_SCORERS", {})  # an empty cache here, the module's own kept
+    with pytest.raises(ScorerLoadError, match=r"no small CLIP .*python -m medlib.semantic_train --profile tiny --seed 3"):
+        load_scorer("embedded:tiny:3")
+    assert trained == []
+    assert semantic.ensure_trained("mean-intensity") is None and semantic.ensure_trained("default") is None
+    assert semantic.ensure_trained(" embedded:tiny:3") == tmp_path / "semantic" / "tiny_seed3"
+    assert trained == [("tiny", 3)]
+    with pytest.raises(ScorerLoadError, match="no small CLIP"):  # the fake trained nothing
+        load_scorer("embedded", train_if_missing=True)
+    assert trained == [("tiny", 3), ("smoke", 0)]
+
+
+def test_grpo_stage_trains_an_embedded_scorer_before_the_run(monkeypatch):
+    """The explicit training step: building a MedGround-R1 GRPO reward set asks for training."""
+    import medlib.semantic
+    from medlib.train.config import load_config
+    from medlib.train.grpo import reward_set
+
+    asked = []
+    monkeypatch.setattr(medlib.semantic, "ensure_trained", lambda spec: asked.append(spec))
+    cfg = load_config("configs/medground/tiny.yaml", ["grpo.reward_options.semantic_scorer=embedded:tiny"])
+    funcs, _ = reward_set(cfg)
+    assert asked == ["embedded:tiny"] and any(f.__name__ == "medground_semantic" for f in funcs)
+
+
 def _medground_completion(box) -> list[dict]:
     answer = f'<think>the region</think><answer>{{"bbox": {list(box)}}}</answer>'
     return [{"role": "assistant", "content": answer}]
 
 
+@pytest.mark.slow  # trains a model
 def test_medground_semantic_reward_prefers_the_gt_box_with_a_trained_clip(embedded_tiny, monkeypatch):
-    """End to end: registry -> MedGround-R1 semantic reward -> load_scorer("embedded:tiny"), on
+    """End to end: reward set -> MedGround-R1 semantic reward -> load_scorer("embedded:tiny"), on
     held-out images. Per image one completion answers the GT box and three answer random boxes
     (a GRPO group of 4); a reward that scored the whole image (the released variant) or mixed
     up x and y would give the GT box no advantage."""
     from medlib.rewards import registry
 
     sc, root = embedded_tiny
-    monkeypatch.setattr(registry, "_SCORERS", {})
     (reward,), _ = registry.build_reward_set("medground", {"semantic": 1}, semantic_scorer="embedded:tiny")
-    assert reward.__name__ == "medground_semantic" and registry.get_semantic_scorer("embedded:tiny") is sc
+    assert reward.__name__ == "medground_semantic" and load_scorer("embedded:tiny") is sc
     chest = root / "data" / "tiny_seed0" / "chest"
     held_out = chest_triplets(chest, "test", "ms_cxr")[0] + chest_triplets(chest, "val", "ms_cxr")[0]
     rng = np.random.default_rng(0)
@@ -404,6 +442,7 @@ def test_training_on_first_use_leaves_the_callers_random_streams_alone(monkeypat
     assert torch.equal(after[0], expected[0]) and np.array_equal(after[1], expected[1]) and after[2] == expected[2]
 
 
+@pytest.mark.slow  # trains a model
 def test_loading_a_scorer_leaves_the_callers_random_streams_alone(embedded_tiny):
     """load_scorer is first called inside MedGround-R1's semantic reward: building the CLIP
     (random layer init, then the saved weights) must not change what the GRPO run samples
@@ -424,6 +463,7 @@ def test_loading_a_scorer_leaves_the_callers_random_streams_alone(embedded_tiny)
     assert torch.equal(after[0], expected[0]) and np.array_equal(after[1], expected[1]) and after[2] == expected[2]
 
 
+@pytest.mark.slow  # trains a model
 def test_a_texts_embedding_does_not_depend_on_what_was_encoded_before_or_beside_it(embedded_tiny):
     """The text cache fills in whatever order the GRPO batches bring phrases; a batched forward
     rounds each row differently with the batch around it, which made an arm's semantic rewards

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import TINY_MODEL
 
 from medlib.paths import REPO
 
@@ -42,8 +43,7 @@ def seen_prompts(prompts, completions, sample_id, **kwargs):
         f.write(json.dumps(sorted(set(sample_id))) + "\\n")
     return [float(sum(ch.isdigit() for ch in str(c))) for c in completions]
 
-tiny = {"hidden_size": 64, "num_heads": 2, "num_kv_heads": 1, "intermediate_size": 128, "vision_hidden_size": 32,
-        "vision_heads": 2, "vision_intermediate_size": 64, "mrope_section": [2, 7, 7], "vocab_size": 500}
+tiny = json.loads(sys.argv[2])  # tests/conftest.py TINY_MODEL
 cfg = {"paper": "medground", "name": "ddp", "output_dir": out, "device": "cpu", "progress": False,
        "model": {"name_or_path": "tiny", "tiny": tiny, "min_pixels": 3136, "max_pixels": 3136},
        "data": {"source": "toy2d", "root": os.path.join(out, "toy2d"), "sizes": {"train": 16}, "image_size": 56},
@@ -72,7 +72,8 @@ def test_grpo_under_accelerate_with_two_cpu_processes(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     cmd = [*launcher, "launch", "--config_file", str(REPO / "configs/accelerate/cpu_2proc.yaml"),
-           "--num_processes", "2", "--main_process_port", str(_free_port()), str(script), str(out)]
+           "--num_processes", "2", "--main_process_port", str(_free_port()), str(script), str(out),
+           json.dumps(TINY_MODEL)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=REPO)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     for r in (0, 1):  # both processes returned from run_grpo at the planned step

@@ -9,6 +9,7 @@ import sys
 
 import pytest
 import torch
+from conftest import TINY_MODEL
 from safetensors.torch import load_file
 from transformers import TrainerCallback
 
@@ -19,8 +20,7 @@ from medlib.train.callbacks import read_metrics
 
 torch.set_num_threads(1)
 
-TINY = {"hidden_size": 64, "num_heads": 2, "num_kv_heads": 1, "intermediate_size": 128, "vision_hidden_size": 32,
-        "vision_heads": 2, "vision_intermediate_size": 64, "mrope_section": [2, 7, 7], "vocab_size": 500}
+TINY = TINY_MODEL
 
 
 def config(tmp_path, name, **grpo):
@@ -44,6 +44,7 @@ def digit_count(prompts, completions, **kwargs):
     return [float(sum(ch.isdigit() for ch in completion_text(c))) for c in completions]
 
 
+@pytest.mark.slow  # trains a model
 def test_grpo_logs_rewards_kl_lengths_and_changes_every_parameter(tmp_path):
     funcs, weights = build_reward_set("medground", None, semantic_scorer="mean-intensity")
     res = run_grpo(config(tmp_path, "grpo"), reward_funcs=[*funcs, digit_count], reward_weights=[*weights, 0.5])
@@ -62,6 +63,7 @@ def test_grpo_logs_rewards_kl_lengths_and_changes_every_parameter(tmp_path):
     assert not unchanged, f"parameters not trained: {unchanged}"
 
 
+@pytest.mark.slow  # trains a model
 def test_grpo_uses_the_papers_reward_set_by_default(tmp_path):
     res = run_grpo(config(tmp_path, "paperset", max_steps=1, max_completion_length=4))
     import json
@@ -71,6 +73,7 @@ def test_grpo_uses_the_papers_reward_set_by_default(tmp_path):
     assert prov["reward_weights"] == [1.0, 1.0, 1.0]
 
 
+@pytest.mark.slow  # trains a model
 def test_grpo_from_sft_with_lora(tmp_path):
     cfg = config(tmp_path, "chain", max_steps=1, init_from="sft",
                  lora={"enabled": True, "r": 4, "alpha": 8, "dropout": 0.0, "target_modules": "all-linear"})
@@ -97,6 +100,7 @@ class Crash(TrainerCallback):
             raise RuntimeError("simulated kill")
 
 
+@pytest.mark.slow  # trains a model
 def test_killed_grpo_run_resumes_from_its_last_checkpoint(tmp_path):
     cfg = config(tmp_path, "killed", max_steps=4, save_steps=2)
     with pytest.raises(RuntimeError, match="simulated kill"):

@@ -8,6 +8,7 @@ import json
 
 import pytest
 import torch
+from conftest import TINY_MODEL
 from safetensors.torch import load_file
 from transformers import TrainerCallback
 
@@ -16,8 +17,7 @@ from medlib.train.callbacks import read_metrics
 
 torch.set_num_threads(1)
 
-TINY = {"hidden_size": 64, "num_heads": 2, "num_kv_heads": 1, "intermediate_size": 128, "vision_hidden_size": 32,
-        "vision_heads": 2, "vision_intermediate_size": 64, "mrope_section": [2, 7, 7], "vocab_size": 500}
+TINY = TINY_MODEL
 
 
 def config(tmp_path, name, **sft):
@@ -36,6 +36,7 @@ def _weights(folder):
     return load_file(str(folder / "model.safetensors"))
 
 
+@pytest.mark.slow  # trains a model
 def test_sft_logs_loss_and_changes_every_parameter(tmp_path):
     res = run_sft(config(tmp_path, "sft"))
     assert res.global_step == 3 and res.train_samples == 8
@@ -58,6 +59,7 @@ def test_sft_logs_loss_and_changes_every_parameter(tmp_path):
     assert proc.image_processor.size["longest_edge"] == 3136
 
 
+@pytest.mark.slow  # trains a model
 def test_lora_sft_trains_only_its_targets_and_merges(tmp_path):
     lora = {"enabled": True, "r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]}
     res = run_sft(config(tmp_path, "lora", max_steps=2, lora=lora))
@@ -81,6 +83,7 @@ class Crash(TrainerCallback):
             raise RuntimeError("simulated kill")
 
 
+@pytest.mark.slow  # trains a model
 def test_killed_run_resumes_to_the_same_end(tmp_path):
     # uninterrupted reference: 4 steps, checkpoints every 2
     ref = run_sft(config(tmp_path, "ref", max_steps=4, save_steps=2))

@@ -1,4 +1,4 @@
-"""Vision-tower warm-up (REFERENCE_NOTES section 10): per-token coverage targets in the processor's
+"""Vision-tower warm-up (docs/grpo.md#small-models-on-a-cpu): per-token coverage targets in the processor's
 token order, a few steps that lower the loss and change every vision parameter and no language
 parameter, and ``python -m medlib.train all`` running it before SFT, which starts from its model."""
 
@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import TINY_MODEL
 from PIL import Image
 from safetensors.torch import load_file
 
@@ -21,8 +22,7 @@ from medlib.train.vision_warmup import box_coverage, class_names, token_major, t
 
 torch.set_num_threads(1)
 
-TINY = {"hidden_size": 64, "num_heads": 2, "num_kv_heads": 1, "intermediate_size": 128, "vision_hidden_size": 32,
-        "vision_heads": 2, "vision_intermediate_size": 64, "mrope_section": [2, 7, 7], "vocab_size": 500}
+TINY = TINY_MODEL
 
 
 def config(tmp_path, name="warm", **vision):
@@ -90,6 +90,7 @@ def test_targets_follow_the_processors_token_order(tmp_path):
     assert int(torch.argmax(bright)) == 6
 
 
+@pytest.mark.slow  # trains a model
 def test_warmup_lowers_the_loss_and_trains_only_the_vision_tower(tmp_path):
     res = run_vision_warmup(config(tmp_path))
     assert res.stage == "vision" and res.global_step == 12 and res.train_samples == 12

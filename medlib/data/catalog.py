@@ -30,25 +30,27 @@ _BENCH_SUBDIR = {
 }
 
 
-def load_dataset(name: str, root: str | Path, split: str):
-    """Records of one dataset split from ``root`` (the dataset's own folder)."""
+def load_dataset(name: str, root: str | Path, split: str, *, allow_outside_root: bool = False):
+    """Records of one dataset split from ``root`` (the dataset's own folder); image paths that
+    leave ``root`` are an error unless ``allow_outside_root``."""
     root = Path(root)
+    kw = {"allow_outside_root": allow_outside_root}
     if name == "ms_cxr":
         from .mscxr import load_mscxr
 
-        return load_mscxr(root, split)
+        return load_mscxr(root, split, **kw)
     if name == "chestxray8":
         from .chestxray8 import load_chestxray8
 
-        return load_chestxray8(root, split)
+        return load_chestxray8(root, split, **kw)
     if name == "umrg":
         from .umrg import load_umrg
 
-        return load_umrg(root, split)
+        return load_umrg(root, split, **kw)
     if name == "m3d_refseg":
         from .m3d import load_m3d_refseg
 
-        return load_m3d_refseg(root, split)
+        return load_m3d_refseg(root, split, **kw)
     raise ValueError(f"unknown dataset {name!r}; choose one of {DATASETS}")
 
 

@@ -23,6 +23,7 @@ import math
 from collections.abc import Mapping
 from pathlib import Path
 
+from .checks import fit_to_image_file, inside_root
 from .io import DatasetError
 from .records import Grounding2D
 
@@ -137,6 +138,7 @@ def load_chestxray8(
     split_files: Mapping[str, str | Path] | None = None,
     *,
     check_images: bool = False,
+    allow_outside_root: bool = False,
 ) -> list[Grounding2D]:
     """ChestX-ray8 box records, one per CSV row (query = finding label, lower case).
 
@@ -144,7 +146,11 @@ def load_chestxray8(
     are, in order of preference: those listed in ``split_files[split]``; those in
     ``root/{split}_list.txt`` (NIH ships ``train_val_list.txt`` and ``test_list.txt``);
     else the rows whose patient :func:`patient_split` assigns to ``split``.
-    ``image_size`` stays ``None`` (the CSV has no size; the NIH PNGs are 1024x1024).
+    ``image_size`` stays ``None`` (the CSV has no size; the NIH PNGs are 1024x1024). Boxes are
+    checked against the image file when it is there (else when it is read): outside it is an
+    error naming the file and line, partly outside is clipped and noted
+    (:func:`medlib.data.checks.fit_boxes`). An image name that leaves ``images/`` is an error
+    unless ``allow_outside_root``.
     """
     root = Path(root)
     csv_path = find_bbox_csv(root)
@@ -175,18 +181,19 @@ def load_chestxray8(
             if keep is None and patient_split(pid) != split:
                 continue
         stem = r["image"].rsplit(".", 1)[0]
-        out.append(
-            Grounding2D(
-                sample_id=f"cxr8_{stem}_{r['label'].lower()}",
-                dataset=DATASET,
-                split=split or "all",
-                image_path=base / "images" / r["image"],
-                query=r["label"].lower(),
-                boxes=[r["box"]],
-                label=r["label"],
-                meta={"patient_id": pid, "line": r["line"], "source": csv_path.name},
-            )
+        where = f"{csv_path}, line {r['line']}"
+        rec = Grounding2D(
+            sample_id=f"cxr8_{stem}_{r['label'].lower()}",
+            dataset=DATASET,
+            split=split or "all",
+            image_path=inside_root(base / "images" / r["image"], base, where, allow_outside_root),
+            query=r["label"].lower(),
+            boxes=[r["box"]],
+            label=r["label"],
+            meta={"patient_id": pid, "line": r["line"], "source": csv_path.name, "where": where},
         )
+        fit_to_image_file(rec)
+        out.append(rec)
     if check_images:
         missing = [r.image_path for r in out if not r.image_path.exists()]
         if missing:

@@ -62,11 +62,14 @@ def read_mask(path: Path | str) -> np.ndarray:
 
 
 def read_volume(path: Path | str) -> tuple[np.ndarray, tuple[float, float, float]]:
-    """Read a volume as (array indexed [z, y, x], spacing (z, y, x) in mm).
+    """Read a volume as (array indexed [z, y, x], spacing (z, y, x) in mm); NaN or infinite
+    voxels are an error naming the file (:func:`medlib.data.checks.require_finite`).
 
     NIfTI (``.nii``/``.nii.gz``, via nibabel, stored [x, y, z]) is transposed to [z, y, x];
     ``.npy`` / ``.npz`` (key ``arr_0`` or the only key) are taken as already [z, y, x].
     """
+    from .checks import require_finite
+
     p = _require(path)
     name = p.name.lower()
     try:
@@ -80,6 +83,7 @@ def read_volume(path: Path | str) -> tuple[np.ndarray, tuple[float, float, float
             if a.ndim != 3:
                 raise DatasetError(f"{p}: expected a 3D volume, got shape {a.shape}")
             zooms = tuple(float(z) for z in img.header.get_zooms()[:3])
+            require_finite(a, p)
             return np.ascontiguousarray(np.transpose(a, (2, 1, 0))), (zooms[2], zooms[1], zooms[0])
         if name.endswith(".npy"):
             a = np.load(p, allow_pickle=False)
@@ -95,7 +99,7 @@ def read_volume(path: Path | str) -> tuple[np.ndarray, tuple[float, float, float
         raise DatasetError(f"{p}: not a readable volume ({e})") from e
     if a.ndim != 3:
         raise DatasetError(f"{p}: expected a 3D volume, got shape {a.shape}")
-    return a, (1.0, 1.0, 1.0)
+    return require_finite(a, p), (1.0, 1.0, 1.0)
 
 
 def write_volume_nifti(path: Path | str, array_zyx: np.ndarray, spacing_zyx=(1.0, 1.0, 1.0)) -> Path:

@@ -23,6 +23,16 @@ with ``labels`` (``{"0": "background", "1": name, ...}``) and ``train`` / ``test
 ``scipy.sparse`` CSR matrix saved as ``mask_(C, X, Y, Z).npz`` (the shape is in the file
 name), row ``c`` = label ``c + 1``. Records point to ``[z, y, x]`` copies written once to
 ``cache_dir``; one record per label present in a case, ``mask_value`` = label id.
+
+**Queries of M3D-Seg.** MedVol-R1 segments from free-form descriptions (KiTS23's test queries are
+paraphrased), not label names. M3D-Seg ships ``root/term_dictionary.json``
+(``{"<term>": ["<description>", ...]}``, M3D's descriptions of each structure); when it is present
+and names the label, the query is one of its descriptions, chosen per (case, label) by a stable
+hash. The training split draws from the even-numbered distinct descriptions and the test split from
+the odd-numbered ones (``paraphrase_test``), so a test query is a paraphrase the model never saw
+in training. A label the dictionary lacks, or a root without the file, keeps the label name as the
+query; each record says which in ``meta["query_source"]`` (``term_dictionary`` /
+``label_name``), and :func:`m3d_seg_query_note` says it in one sentence (``data check`` output).
 """
 
 from __future__ import annotations
@@ -96,11 +106,13 @@ def read_refseg_csv(path: Path) -> list[dict]:
     return rows
 
 
-def _resolve(root: Path, rel: str, where: str) -> Path:
+def _resolve(root: Path, rel: str, where: str, allow_outside_root: bool = False) -> Path:
+    from .checks import inside_root
+
     p = Path(rel)
     for cand in ([p] if p.is_absolute() else [root / p, root.parent / p]):
         if cand.is_file():
-            return cand
+            return inside_root(cand, root, where, allow_outside_root)
     raise DatasetError(f"{where}: file {rel!r} not found under {root}")
 
 
@@ -148,8 +160,10 @@ def _case_texts(case_dir: Path) -> dict[int, str]:
         raise DatasetError(f"{p}: keys must be integer mask ids ({e})") from e
 
 
-def load_m3d_refseg(root: str | Path, split: str, queries: str = "qa") -> list[Grounding3D]:
-    """M3D-RefSeg records of ``split`` (see the module docstring for the layout)."""
+def load_m3d_refseg(root: str | Path, split: str, queries: str = "qa", *,
+                    allow_outside_root: bool = False) -> list[Grounding3D]:
+    """M3D-RefSeg records of ``split`` (see the module docstring for the layout); a volume or
+    mask path that leaves ``root`` is an error unless ``allow_outside_root``."""
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"{root}: M3D-RefSeg root directory not found")
@@ -163,8 +177,8 @@ def load_m3d_refseg(root: str | Path, split: str, queries: str = "qa") -> list[G
     if queries == "qa":
         for r in rows:
             where = f"{path}, line {r['line']}"
-            img = _resolve(root, r["Image"], where)
-            msk = _resolve(root, r["Mask"], where)
+            img = _resolve(root, r["Image"], where, allow_outside_root)
+            msk = _resolve(root, r["Mask"], where, allow_outside_root)
             if img not in spacing:
                 spacing[img] = _nifti_spacing(img) if img.name.endswith((".nii", ".nii.gz")) else (1.0, 1.0, 1.0)
             case = img.parent.name
@@ -188,8 +202,8 @@ def load_m3d_refseg(root: str | Path, split: str, queries: str = "qa") -> list[G
     cases: dict[Path, dict[int, Path]] = {}
     for r in rows:
         where = f"{path}, line {r['line']}"
-        img = _resolve(root, r["Image"], where)
-        cases.setdefault(img, {})[r["Mask_ID"]] = _resolve(root, r["Mask"], where)
+        img = _resolve(root, r["Image"], where, allow_outside_root)
+        cases.setdefault(img, {})[r["Mask_ID"]] = _resolve(root, r["Mask"], where, allow_outside_root)
     for img, masks in cases.items():
         texts = _case_texts(img.parent)
         sp = _nifti_spacing(img) if img.name.endswith((".nii", ".nii.gz")) else (1.0, 1.0, 1.0)
@@ -272,12 +286,78 @@ def _convert_seg_case(image_path: Path, mask_path: Path, out_dir: Path, stem: st
     return {str(k): list(v) for k, v in found.items()}
 
 
+TERM_DICTIONARY = "term_dictionary.json"
+QUERY_MODES = ("auto", "description", "label")
+
+
+def _norm_term(t: str) -> str:
+    return re.sub(r"\s+", " ", str(t).replace("_", " ")).strip().lower()
+
+
+def read_term_dictionary(root: str | Path) -> dict[str, list[str]] | None:
+    """M3D-Seg's ``term_dictionary.json`` under ``root`` as ``{normalised term: distinct
+    descriptions in file order}``; None when the file is absent. A malformed file is one
+    :class:`DatasetError` naming the file and entry."""
+    path = Path(root) / TERM_DICTIONARY
+    if not path.is_file():
+        return None
+    data = _read_json(path)
+    if not isinstance(data, dict):
+        raise DatasetError(f"{path}: expected an object {{term: [descriptions]}}, got {type(data).__name__}")
+    out: dict[str, list[str]] = {}
+    for term, descs in data.items():
+        if not isinstance(descs, list) or not all(isinstance(d, str) for d in descs):
+            raise DatasetError(f"{path}, term {term!r}: expected a list of description strings")
+        seen = out.setdefault(_norm_term(term), [])
+        for d in descs:
+            d = d.strip()
+            if d and d not in seen:
+                seen.append(d)
+    return out
+
+
+def describe_label(label: str, terms: dict[str, list[str]] | None, split: str, key: str,
+                   paraphrase_test: bool = True) -> tuple[str, str]:
+    """``(query, source)`` for one label: a description from the term dictionary (``source`` =
+    ``"term_dictionary"``), else the label name (``"label_name"``). Training draws from the
+    even-numbered descriptions, test (with ``paraphrase_test``) from the odd-numbered ones; the
+    pick within the pool is a stable hash of ``key`` (the same record always gets the same query)."""
+    import hashlib
+
+    descs = (terms or {}).get(_norm_term(label)) or []
+    if not descs:
+        return label, "label_name"
+    pool = descs
+    if paraphrase_test and len(descs) > 1:
+        pool = descs[1::2] if split == "test" else descs[0::2]
+    h = int.from_bytes(hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest(), "big")
+    return pool[h % len(pool)], "term_dictionary"
+
+
+def m3d_seg_query_note(root: str | Path, labels: list[str] | None = None) -> str:
+    """One sentence on what M3D-Seg's queries are under ``root`` (for ``data check``)."""
+    terms = read_term_dictionary(root)
+    if terms is None:
+        return (f"{Path(root) / TERM_DICTIONARY} absent: queries are label names, not the free-form "
+                f"descriptions MedVol-R1 uses; put M3D-Seg's term_dictionary.json there")
+    missing = sorted({x for x in labels or [] if _norm_term(x) not in terms})
+    if missing:
+        return (f"queries are term-dictionary descriptions (test: paraphrases unseen in training) except "
+                f"{missing}, which the dictionary lacks and keep their label names")
+    return "queries are term-dictionary descriptions (test: paraphrases unseen in training)"
+
+
 def load_m3d_seg(
-    root: str | Path, dataset_id: str, split: str, cache_dir: str | Path | None = None
+    root: str | Path, dataset_id: str, split: str, cache_dir: str | Path | None = None, *,
+    allow_outside_root: bool = False, queries: str = "auto", paraphrase_test: bool = True,
 ) -> list[Grounding3D]:
-    """M3D-Seg subset ``dataset_id`` (e.g. ``"0011"``): one record per (case, label present);
-    the query is the label name. Cases are converted once to ``[z, y, x]`` ``.npy`` files
-    in ``cache_dir`` (default ``root/<id>/_medlib_zyx``)."""
+    """M3D-Seg subset ``dataset_id`` (e.g. ``"0011"``): one record per (case, label present).
+    ``queries``: ``auto`` (a free-form description from ``root/term_dictionary.json`` when it
+    names the label, else the label name), ``description`` (the dictionary must name every
+    label present) or ``label`` (label names). Cases are converted once to ``[z, y, x]`` ``.npy``
+    files in ``cache_dir`` (default ``root/<id>/_medlib_zyx``)."""
+    if queries not in QUERY_MODES:
+        raise ValueError(f"queries must be one of {QUERY_MODES}, got {queries!r}")
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"{root}: M3D-Seg root directory not found")
@@ -291,14 +371,18 @@ def load_m3d_seg(
         keys = [k for k, v in meta.items() if isinstance(v, list)]
         raise DatasetError(f"{jpath}: no split {split!r}; splits present: {keys}")
     names = {str(k): str(v) for k, v in meta["labels"].items()}
+    terms = None if queries == "label" else read_term_dictionary(root)
+    if queries == "description" and terms is None:
+        raise DatasetError(f"{root / TERM_DICTIONARY}: not found; queries='description' needs M3D-Seg's term "
+                           f"dictionary (or use queries='auto' to fall back to label names)")
     cache = Path(cache_dir) if cache_dir is not None else root / dataset_id / "_medlib_zyx"
     out = []
     for i, entry in enumerate(meta[split]):
         where = f"{jpath}, {split}[{i}]"
         if not isinstance(entry, dict) or not all(isinstance(entry.get(k), str) for k in ("image", "label")):
             raise DatasetError(f"{where}: expected {{'image': path, 'label': path}}, got {entry!r}")
-        img = _resolve(root, entry["image"], where)
-        msk = _resolve(root, entry["label"], where)
+        img = _resolve(root, entry["image"], where, allow_outside_root)
+        msk = _resolve(root, entry["label"], where, allow_outside_root)
         case = img.parent.name
         side = cache / split / f"{case}.json"
         if side.is_file():
@@ -309,18 +393,25 @@ def load_m3d_seg(
         for lid, (fname, mval) in sorted(found.items(), key=lambda kv: int(kv[0])):
             if lid not in names:
                 raise DatasetError(f"{where}: label {lid} present in {msk} but not named in {jpath} 'labels'")
+            sid = f"{dataset_id}-{case}-l{lid}"
+            query, source = describe_label(names[lid], terms, split, sid, paraphrase_test)
+            if queries == "description" and source != "term_dictionary":
+                raise DatasetError(f"{root / TERM_DICTIONARY}: no description of label {names[lid]!r} ({where}); "
+                                   f"add it or use queries='auto'")
             out.append(
                 Grounding3D(
-                    sample_id=f"{dataset_id}-{case}-l{lid}",
+                    sample_id=sid,
                     dataset=SEG,
                     split=split,
                     volume_path=cache / split / f"{case}_image.npy",
                     mask_path=cache / split / fname,
-                    query=names[lid],
+                    query=query,
                     label=names[lid],
                     mask_value=mval,
                     meta={"dataset_id": dataset_id, "case": case, "label_id": int(lid), "source_image": str(img),
-                          "source_mask": str(msk), "spacing_known": False},
+                          "source_mask": str(msk), "spacing_known": False, "query_source": source,
+                          "query_pool": ("test paraphrases" if split == "test" and paraphrase_test else split)
+                          if source == "term_dictionary" else "label name"},
                 )
             )
     return out
@@ -412,6 +503,9 @@ def _canonical(path: Path) -> tuple[np.ndarray, tuple[float, float, float]]:
             a = a[..., 0]
         if a.ndim != 3:
             raise DatasetError(f"{path}: expected a 3D volume, got shape {a.shape}")
+        from .checks import require_finite
+
+        require_finite(a, path)
         z = img.header.get_zooms()[:3]
         return a, (float(z[0]), float(z[1]), float(z[2]))
     from .io import read_volume

@@ -39,6 +39,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .checks import fit_boxes, fit_to_image_file, inside_root, where_of
 from .chestxray8 import patient_split
 from .io import DatasetError
 from .records import Grounding2D
@@ -82,12 +83,17 @@ def load_mscxr(
     one_box_per_phrase: bool = True,
     image_root: str | Path | None = None,
     check_images: bool = False,
+    allow_outside_root: bool = False,
 ) -> list[Grounding2D]:
     """MS-CXR records of one split (``"train"``, ``"val"``, ``"test"``).
 
     ``one_box_per_phrase`` applies MedRPG's filter (paper: 1,153 -> 890): phrases with more
     than one box are dropped; with ``False`` they are kept as one record with several boxes.
     ``check_images`` raises when an image file is missing (images are otherwise read lazily).
+    Boxes are checked against their image (the CSV's size, or the image file's when it is
+    there; else when the image is read): outside it is an error naming the file and row, partly
+    outside is clipped and noted (:func:`medlib.data.checks.fit_boxes`). An image path that
+    leaves the image root is an error unless ``allow_outside_root``.
     """
     root = Path(root)
     if not root.is_dir():
@@ -102,6 +108,12 @@ def load_mscxr(
         records = _read_medground(path, split, img_root)
     else:
         records = _read_csv(path, split, img_root)
+    for r in records:
+        inside_root(r.image_path, img_root, where_of(r), allow_outside_root)
+        if r.image_size is not None:
+            fit_boxes(r, *r.image_size)
+        else:
+            fit_to_image_file(r)
     records = _group_phrases(records, one_box_per_phrase)
     if check_images:
         missing = [r.image_path for r in records if not r.image_path.exists()]
@@ -210,6 +222,7 @@ def _read_medrpg(path: Path, split: str, img_root: Path) -> list[Grounding2D]:
                         int(_number(height, where, "height")),
                     ),
                     "source": path.name,
+                    "where": where,
                 },
             )
         )
@@ -252,7 +265,7 @@ def _read_medground(path: Path, split: str, img_root: Path) -> list[Grounding2D]
                 image_path=img_root / str(row["image"]),
                 query=phrase,
                 boxes=[(x1, y1, x2, y2)],
-                meta={"source": path.name, "problem": row["problem"]},
+                meta={"source": path.name, "problem": row["problem"], "where": where},
             )
         )
     return out
@@ -299,7 +312,8 @@ def _read_csv(path: Path, split: str, img_root: Path) -> list[Grounding2D]:
                 boxes=[(x1, y1, x2, y2)],
                 image_size=(int(iw), int(ih)),
                 label=row["category_name"],
-                meta={"dicom_id": row["dicom_id"], "subject_id": subject, "line": line, "source": path.name},
+                meta={"dicom_id": row["dicom_id"], "subject_id": subject, "line": line, "source": path.name,
+                      "where": where},
             )
         )
     return out

@@ -4,9 +4,9 @@
 (M3D-RefSeg; U-MRG-14K given its dataset id) with :func:`huggingface_hub.snapshot_download` into
 ``DATA_ROOT/<folder>``; for the credentialed or manual sources (MS-CXR on PhysioNet, the NIH
 ChestX-ray8 images) it prints the steps instead. ``check --root DATA_ROOT`` reads every split of
-every dataset present with medlib's own adapters and reports record counts, or the adapter's
-error naming the file and row. Hub ids are the ones the papers' code reads (REFERENCE_NOTES
-section 7; module docstrings of :mod:`medlib.data.m3d`, :mod:`medlib.data.umrg`).
+every dataset present with medlib's own adapters, opens every image, mask and volume the records
+name, and reports record counts, boxes clipped to their image and the bad files (or the adapter's
+error naming the file and row). Hub ids are the ones the papers' code reads (docs/offline_assets.md#the-papers-datasets; module docstrings of :mod:`medlib.data.m3d`, :mod:`medlib.data.umrg`).
 """
 
 from __future__ import annotations
@@ -88,20 +88,58 @@ def fetch(name: str, data_root: str | Path, hub_id: str | None = None) -> Path |
     return target
 
 
-def check(data_root: str | Path) -> list[dict]:
-    """Read every split of every dataset present under ``data_root`` with medlib's adapters.
-    One row per (dataset, split): ``records`` (count) or ``error`` (the adapter's message)."""
+def open_record(rec) -> None:
+    """Read a record's image or volume and its mask, as training would: the boxes are checked
+    against the image (outside: error; partly outside: clipped and noted), a 2D mask must have
+    the image's size, a volume must be finite and its mask of the same shape."""
+    from .records import Grounding3D
+
+    if isinstance(rec, Grounding3D):
+        vol, mask = rec.load_volume(), rec.load_mask()
+        if mask.shape != vol.shape:
+            raise DatasetError(f"{rec.mask_path}: mask shape {mask.shape} differs from volume {rec.volume_path} "
+                               f"shape {vol.shape}")
+        return
+    img = rec.load_image()
+    if rec.mask_path is not None:
+        m = rec.load_mask()
+        if m.shape[:2] != img.shape[:2]:
+            raise DatasetError(f"{rec.mask_path}: mask is {m.shape[1]}x{m.shape[0]} but image {rec.image_path} is "
+                               f"{img.shape[1]}x{img.shape[0]}")
+
+
+def check(data_root: str | Path, *, open_files: bool = True, allow_outside_root: bool = False,
+          examples: int = 3) -> list[dict]:
+    """Read every split of every dataset present under ``data_root`` with medlib's adapters and
+    (``open_files``) open every image, mask and volume the records name (:func:`open_record`).
+    One row per (dataset, split): ``records`` (count) or ``error`` (the adapter's message),
+    ``bad`` (records whose files fail, with up to ``examples`` of their messages in
+    ``problems``) and ``clipped`` (boxes clipped to their image)."""
     from .catalog import find_real_datasets, load_dataset
+    from .checks import CLIPPED
 
     rows = []
     for name, path in find_real_datasets(data_root).items():
         if path is None:
-            rows.append({"dataset": name, "split": "", "records": None, "error": "absent"})
+            rows.append({"dataset": name, "split": "", "records": None, "error": "absent", "bad": 0, "clipped": 0,
+                         "problems": []})
             continue
         for split in SOURCES[name].splits:
+            row = {"dataset": name, "split": split, "records": None, "error": "", "bad": 0, "clipped": 0,
+                   "problems": []}
             try:
-                n = len(load_dataset(name, path, split))
-                rows.append({"dataset": name, "split": split, "records": n, "error": ""})
+                recs = load_dataset(name, path, split, allow_outside_root=allow_outside_root)
             except (DatasetError, FileNotFoundError, ValueError) as e:
-                rows.append({"dataset": name, "split": split, "records": None, "error": str(e)})
+                rows.append(row | {"error": str(e)})
+                continue
+            row["records"] = len(recs)
+            for r in recs if open_files else []:
+                try:
+                    open_record(r)
+                except DatasetError as e:
+                    row["bad"] += 1
+                    if len(row["problems"]) < examples:
+                        row["problems"].append(str(e))
+            row["clipped"] = sum(int(r.meta.get(CLIPPED, 0)) for r in recs)
+            rows.append(row)
     return rows

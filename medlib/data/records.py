@@ -43,10 +43,15 @@ class Grounding2D:
         return self.boxes[0]
 
     def load_image(self) -> np.ndarray:
-        """Image as a uint8 array, HxW (grey) or HxWx3."""
+        """Image as a uint8 array, HxW (grey) or HxWx3. The boxes are checked against it
+        (:func:`medlib.data.checks.fit_boxes`: outside is an error, partly outside is clipped
+        and noted in ``meta["notes"]``)."""
+        from .checks import fit_boxes
         from .io import read_image
 
-        return read_image(self.image_path)
+        a = read_image(self.image_path)
+        fit_boxes(self, a.shape[1], a.shape[0])
+        return a
 
     def load_mask(self) -> np.ndarray | None:
         from .io import read_mask

@@ -33,6 +33,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from .checks import inside_root
 from .io import DatasetError
 from .records import Grounding2D
 
@@ -121,8 +122,10 @@ def _ext(data: bytes, name: str | None) -> str:
     return Path(name).suffix if name and Path(name).suffix else ".png"
 
 
-def _image_file(entry, kind: str, where: str, bases: list[Path], cache: Path, stem: str) -> Path:
-    """A file for an HF ``Image`` entry: its path, or its bytes written to ``cache``."""
+def _image_file(entry, kind: str, where: str, bases: list[Path], cache: Path, stem: str,
+                allow_outside_root: bool = False) -> Path:
+    """A file for an HF ``Image`` entry: its path (inside the dataset root ``bases[-1]`` unless
+    ``allow_outside_root``), or its bytes written to ``cache``."""
     if isinstance(entry, str):
         entry = {"bytes": None, "path": entry}
     if not isinstance(entry, dict) or not any(entry.get(k) for k in _IMAGE_FIELDS):
@@ -137,7 +140,7 @@ def _image_file(entry, kind: str, where: str, bases: list[Path], cache: Path, st
     p = Path(name)
     for cand in ([p] if p.is_absolute() else [b / p for b in bases]):
         if cand.is_file():
-            return cand
+            return inside_root(cand, bases[-1], where, allow_outside_root)
     raise DatasetError(f"{where}: {kind} file {name!r} not found (looked in {', '.join(str(b) for b in bases)})")
 
 
@@ -160,8 +163,11 @@ def _text(row: dict, extra: dict, *keys: str) -> str | None:
     return None
 
 
-def parse_row(row, where: str, split: str, bases: list[Path], cache: Path, fallback_id: str) -> Grounding2D:
-    """One U-MRG row -> :class:`Grounding2D` (see the module docstring for the fields)."""
+def parse_row(row, where: str, split: str, bases: list[Path], cache: Path, fallback_id: str,
+              allow_outside_root: bool = False) -> Grounding2D:
+    """One U-MRG row -> :class:`Grounding2D` (see the module docstring for the fields). A mask of
+    another size than its image, a box outside the image and a key point outside its box are
+    errors naming the file and row."""
     if not isinstance(row, dict):
         raise DatasetError(f"{where}: expected an object, got {type(row).__name__}")
     extra = row.get("extra_info") or {}
@@ -186,18 +192,27 @@ def parse_row(row, where: str, split: str, bases: list[Path], cache: Path, fallb
     images = row.get("images")
     if not isinstance(images, list) or not images:
         raise DatasetError(f"{where}: images must be a non-empty list")
-    ipath = _image_file(images[0], "image", where, bases, cache, stem)
+    ipath = _image_file(images[0], "image", where, bases, cache, stem, allow_outside_root)
     masks = row.get("masks")
-    mpath = _image_file(masks[0], "mask", where, bases, cache, stem) if isinstance(masks, list) and masks else None
+    mpath = (_image_file(masks[0], "mask", where, bases, cache, stem, allow_outside_root)
+             if isinstance(masks, list) and masks else None)
     w, h = _image_size(ipath)
+    if mpath is not None and _image_size(mpath) != (w, h):
+        mw, mh = _image_size(mpath)
+        raise DatasetError(f"{where}: mask {mpath.name} is {mw}x{mh} but its image {ipath.name} is {w}x{h}; "
+                           f"the mask must cover the image pixel for pixel")
     x1, y1, x2, y2 = box
     if x1 < -1 or y1 < -1 or x2 > w + 1 or y2 > h + 1:
         raise DatasetError(f"{where}: bbox_2d {list(box)} lies outside the {w}x{h} image {ipath.name}")
     for x, y in pts:
         if not (-1 <= x <= w + 1 and -1 <= y <= h + 1):
             raise DatasetError(f"{where}: key point {(x, y)} lies outside the {w}x{h} image {ipath.name}")
+        if not (x1 - 1 <= x <= x2 + 1 and y1 - 1 <= y <= y2 + 1):
+            raise DatasetError(f"{where}: key point {(x, y)} lies outside its box {list(box)} (point_2d must be "
+                               f"inside bbox_2d)")
     meta = {k: extra[k] for k in ("supercategory", "modality", "index") if k in extra}
     meta["data_source"] = row.get("data_source")
+    meta["where"] = where
     return Grounding2D(
         sample_id=sid,
         dataset=DATASET,
@@ -215,8 +230,10 @@ def parse_row(row, where: str, split: str, bases: list[Path], cache: Path, fallb
     )
 
 
-def load_umrg(root: str | Path, split: str, cache_dir: str | Path | None = None) -> list[Grounding2D]:
-    """U-MRG-14K records of ``split`` (``train`` / ``test``; the benchmark also has ``val``)."""
+def load_umrg(root: str | Path, split: str, cache_dir: str | Path | None = None, *,
+              allow_outside_root: bool = False) -> list[Grounding2D]:
+    """U-MRG-14K records of ``split`` (``train`` / ``test``; the benchmark also has ``val``); an
+    image or mask path that leaves ``root`` is an error unless ``allow_outside_root``."""
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"{root}: U-MRG root directory not found")
@@ -225,7 +242,8 @@ def load_umrg(root: str | Path, split: str, cache_dir: str | Path | None = None)
     for path in split_files(root, split):
         bases = [path.parent] + ([root] if path.parent != root else [])
         for i, row in iter_rows(path):
-            out.append(parse_row(row, f"{path}, row {i}", split, bases, cache, f"{split}-{path.stem}-{i}"))
+            out.append(parse_row(row, f"{path}, row {i}", split, bases, cache, f"{split}-{path.stem}-{i}",
+                                 allow_outside_root))
     ids = [r.sample_id for r in out]
     if len(set(ids)) != len(ids):
         dup = next(s for s in ids if ids.count(s) > 1)

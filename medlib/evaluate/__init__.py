@@ -1,4 +1,4 @@
-"""Evaluation of trained checkpoints (issue 6 item 1): batched greedy generation, the papers'
+"""Evaluation of trained checkpoints: batched greedy generation, the papers'
 parsers, model-frame -> original-frame mapping, segmentation where the paper needs it, metrics
 with bootstrap intervals, per-sample JSONL and a summary JSON with provenance.
 

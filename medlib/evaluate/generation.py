@@ -1,6 +1,6 @@
 """Batched greedy decoding of TRL-style rows (the evaluation protocol of all three papers).
 
-MedGround-R1's released evaluation decodes greedily (REFERENCE_NOTES section 1); MedReasoner and
+MedGround-R1's released evaluation decodes greedily (docs/medground_r1.md#metrics); MedReasoner and
 MedVol-R1 report greedy numbers too. Rows are those of :func:`medlib.train.datasets.build_rows`:
 a conversational ``prompt`` and the images in ``image`` (2D) or ``images`` (3D, one per
 ``<slice k>``). Prompts are left-padded so that every generated token follows its own prompt.
@@ -36,8 +36,10 @@ def _tokenizer(processor):
 
 
 def generate(model, processor, rows: Sequence[dict[str, Any]], *, batch_size: int = 16,
-             max_new_tokens: int = 64, progress: bool = False) -> list[str]:
+             max_new_tokens: int = 64, repetition_penalty: float = 1.0, progress: bool = False) -> list[str]:
     """Greedy completions (``do_sample=False``) of ``rows``, special tokens stripped, in row order.
+    ``repetition_penalty`` divides the logits of tokens already in the sequence (CTRL's penalty,
+    as ``transformers`` applies it; MedReasoner App. D.1 decodes with 1.05; 1: off).
 
     Batches of ``batch_size`` prompts are left-padded; the result does not depend on the batch
     size beyond floating-point ties (tested on the tiny model)."""
@@ -48,6 +50,8 @@ def generate(model, processor, rows: Sequence[dict[str, Any]], *, batch_size: in
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+    if not repetition_penalty > 0:
+        raise ValueError(f"repetition_penalty must be > 0, got {repetition_penalty}")
     tok = _tokenizer(processor)
     old_side = getattr(tok, "padding_side", "left")
     tok.padding_side = "left"
@@ -66,7 +70,8 @@ def generate(model, processor, rows: Sequence[dict[str, Any]], *, batch_size: in
             inputs = {k: (v.to(device) if hasattr(v, "to") else v) for k, v in inputs.items()}
             with torch.inference_mode():
                 ids = model.generate(**inputs, do_sample=False, max_new_tokens=max_new_tokens,
-                                     temperature=None, top_p=None, top_k=None, pad_token_id=pad_id)
+                                     temperature=None, top_p=None, top_k=None, pad_token_id=pad_id,
+                                     repetition_penalty=float(repetition_penalty))
             new = ids[:, inputs["input_ids"].shape[1]:]
             out += tok.batch_decode(new, skip_special_tokens=True)
     finally:

@@ -1,6 +1,6 @@
 """2D evaluation: MedGround-R1 (mIoU, Acc@0.5) and MedReasoner (IoU, pDice, mask Dice, refusals).
 
-Protocol (REFERENCE_NOTES sections 1, 2): greedy decoding; the paper's parser for the prompt
+Protocol (docs/medground_r1.md#metrics, docs/medreasoner.md#metrics): greedy decoding; the paper's parser for the prompt
 template (:func:`medlib.parsing.parse_medground`: the integer box regex of MedGround-R1
 footnote 8 inside ``<answer>``; :func:`medlib.parsing.parse_medreasoner`: the JSON answer with
 ``bbox``, ``points_1``, ``points_2``); an answer without a usable box is a refusal and scores
@@ -69,12 +69,17 @@ def _as_list(a: Any) -> list | None:
 
 def score_2d(records: Sequence[Grounding2D], rows: Sequence[dict[str, Any]], completions: Sequence[str], *,
              processor, paper: str = "medground", segmenter=None, bootstrap: int = 1000,
-             seed: int = 0) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+             seed: int = 0, metric_variant: str = metrics.DEFAULT_MEDREASONER_VARIANT,
+             ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Per-sample predictions and aggregate metrics of ``completions`` (one per record/row).
 
-    Returns ``(predictions, metrics)``. ``metrics`` holds ``mIoU``, ``Acc`` (IoU > 0.5), each
-    ``{"mean", "ci_low", "ci_high", "n"}`` in %, and ``refusals``; MedReasoner adds ``pDice`` and,
-    with a ``segmenter``, ``Dice`` of the mask it cuts from the predicted box and points."""
+    Returns ``(predictions, metrics)``. ``metrics`` holds ``mIoU``, ``Acc`` (IoU > 0.5; MedRPG's
+    textbook IoU), each ``{"mean", "ci_low", "ci_high", "n"}`` in %, and ``refusals``; MedReasoner
+    adds its table's ``IoU``, ``pDice`` and, with a ``segmenter``, ``Dice`` of the mask it cuts
+    from the predicted box and points, all three in ``metric_variant`` (``official``: its public
+    evaluation code; ``paper``: Eq. 5), named in ``metrics["metric_variant"]``."""
+    if paper == "medreasoner" and metric_variant not in metrics.MEDREASONER_VARIANTS:
+        raise ValueError(f"metric_variant {metric_variant!r}: choose one of {metrics.MEDREASONER_VARIANTS}")
     from ..models.frames import model_frame
 
     if not (len(records) == len(rows) == len(completions)):
@@ -82,7 +87,7 @@ def score_2d(records: Sequence[Grounding2D], rows: Sequence[dict[str, Any]], com
     if paper not in PAPERS_2D:
         raise ValueError(f"2D evaluation serves {PAPERS_2D}, not {paper!r}")
     preds: list[dict[str, Any]] = []
-    boxes_orig, gt_boxes, pd, mask_dice = [], [], [], []
+    boxes_orig, gt_boxes, pd, mask_dice, box_iou = [], [], [], [], []
     for rec, row, text in zip(records, rows, completions):
         w, h = row["image"].size
         frame = model_frame(processor, w, h)
@@ -104,18 +109,24 @@ def score_2d(records: Sequence[Grounding2D], rows: Sequence[dict[str, Any]], com
             gt_mask = None if gt_mask is None else np.asarray(gt_mask) > 0
             gpts = _gt_points(rec, gt_mask)
             pts = None if p["points"] is None else frame.points_to_original(np.asarray(p["points"], float))
-            pdv = float(metrics.pdice([pts], [gpts])[0])
+            pdv = float(metrics.pdice([pts], [gpts], metric_variant)[0])
+            biou = float(metrics.medreasoner_box_iou([box], [gt], metric_variant)[0])
             pd.append(pdv)
+            box_iou.append(biou)
             pred.update(points_model=_as_list(p["points"]), points=_as_list(pts), gt_points=gpts.tolist(),
-                        pdice=pdv)
+                        pdice=pdv, box_iou=biou, metric_variant=metric_variant)
             if segmenter is not None and gt_mask is not None:
                 pm = _segment(segmenter, rec, box, pts, gt_mask.shape)
-                md = metrics.dice(pm, gt_mask)
+                md = metrics.mask_dice(pm, gt_mask, metric_variant)
                 mask_dice.append(md)
-                pred.update(mask_dice=md, mask_area=int(pm.sum()))
+                # the counts that both variants need, so a summary can be rescored without the masks
+                pred.update(mask_dice=md, mask_area=int(pm.sum()), gt_mask_area=int(gt_mask.sum()),
+                            mask_intersection=int(np.logical_and(pm, gt_mask).sum()))
         preds.append(pred)
     out = metrics.grounding_metrics(boxes_orig, gt_boxes, n_boot=bootstrap, seed=seed)
     if paper == "medreasoner":
+        out["metric_variant"] = metric_variant
+        out["IoU"] = metrics.summarize(np.asarray(box_iou) * 100, bootstrap, seed)
         out["pDice"] = metrics.summarize(np.asarray(pd) * 100, bootstrap, seed)
         if segmenter is not None:
             out["Dice"] = metrics.summarize(np.asarray(mask_dice) * 100, bootstrap, seed)
@@ -139,13 +150,17 @@ def evaluate_2d(model, processor, records: Sequence[Grounding2D], *, paper: str 
                 template: str | None = "r1", segmenter=None, batch_size: int = 16, max_new_tokens: int = 64,
                 out_dir: str | Path | None = None, bootstrap: int = 1000, seed: int = 0, config: Any = None,
                 profile: str | None = None, model_path: str | Path | None = None, split: str | None = None,
-                progress: bool = False) -> dict[str, Any]:
+                progress: bool = False, repetition_penalty: float = 1.0,
+                metric_variant: str = metrics.DEFAULT_MEDREASONER_VARIANT,
+                segmenter_spec: str | None = None) -> dict[str, Any]:
     """Evaluate ``model`` on 2D ``records``: rows -> greedy :func:`generate` -> parse -> original
     frame -> metrics (:func:`score_2d`). Writes ``out_dir/predictions.jsonl`` and
     ``out_dir/summary.json`` when ``out_dir`` is given; returns the summary.
 
     ``template`` None means the paper's default (MedGround-R1 ``r1``, MedReasoner ``reasoning``);
-    the default ``"r1"`` is read as None for MedReasoner."""
+    the default ``"r1"`` is read as None for MedReasoner. The summary records the decoding
+    (``repetition_penalty``), MedReasoner's ``metric_variant`` and the ``segmenter`` of the mask
+    Dice (``segmenter_spec`` when given, else the segmenter's name)."""
     if not records:
         raise ValueError("evaluate_2d: no records to evaluate")
     if paper == "medreasoner" and template == "r1":
@@ -153,16 +168,21 @@ def evaluate_2d(model, processor, records: Sequence[Grounding2D], *, paper: str 
     template = resolve_template(paper, template)
     rows = build_rows_2d(records, processor, paper, template)
     completions = generate(model, processor, rows, batch_size=batch_size, max_new_tokens=max_new_tokens,
-                           progress=progress)
+                           repetition_penalty=repetition_penalty, progress=progress)
     preds, mets = score_2d(records, rows, completions, processor=processor, paper=paper, segmenter=segmenter,
-                           bootstrap=bootstrap, seed=seed)
+                           bootstrap=bootstrap, seed=seed, metric_variant=metric_variant)
     summary = {
         "paper": paper, "template": template, "split": split, "n": len(records),
         "refusals": mets["refusals"], "metrics": mets,
-        "decoding": {"do_sample": False, "max_new_tokens": max_new_tokens, "batch_size": batch_size},
+        "decoding": {"do_sample": False, "max_new_tokens": max_new_tokens, "batch_size": batch_size,
+                     "repetition_penalty": float(repetition_penalty)},
         "bootstrap": bootstrap,
         "provenance": provenance(config=config, seed=seed, profile=profile, model_path=model_path),
     }
+    if paper == "medreasoner":
+        summary["metric_variant"] = metric_variant
+        if segmenter is not None:
+            summary["segmenter"] = segmenter_spec or getattr(segmenter, "name", type(segmenter).__name__)
     if out_dir is not None:
         out = Path(out_dir)
         write_jsonl(out / "predictions.jsonl", preds)

@@ -11,8 +11,8 @@ key slice naming a shown slice, or without a usable box, is a refusal: empty mas
 Besides DSC and IoU: ``key_hit`` (the chosen slice shows the target), ``key_axial`` (R_a:
 foreground area on it over the largest among the shown slices), ``key_boxes`` (R_s: Hungarian-
 matched box IoU on that slice against its connected-component boxes) and, with ``delta``, ``DSC_local``
-(Dice on slices ``|t - z| <= delta``, R_c's window and its 0 when both are empty there;
-Table 2b's Delta).
+(Dice on R_c's window N(k), ``window`` ``sampled`` (default: delta counted in shown slices) or
+``native`` (volume z), with its 0 when both are empty there; Table 2b's Delta).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from .. import metrics
 from ..data.records import Grounding3D
 from ..geometry import mask_to_boxes
 from ..parsing import parse_medvol
-from ..rewards.medvol import dice_in_window, spatial_reward
+from ..rewards.medvol import DEFAULT_WINDOW, spatial_reward, window_bounds
 from .generation import generate
 from .provenance import provenance, write_json, write_jsonl
 
@@ -79,7 +79,7 @@ def boxes_to_volume(boxes, model_size: Sequence[float], shape: tuple[int, int, i
 
 def score_3d(records: Sequence[Grounding3D], rows: Sequence[dict[str, Any]], completions: Sequence[str], *,
              segmenter, delta: int | None = None, slice_base: int = SLICE_BASE, bootstrap: int = 1000,
-             seed: int = 0) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+             seed: int = 0, window: str = DEFAULT_WINDOW) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Per-volume predictions and aggregate metrics (all in %, bootstrap 95% intervals)."""
     if not (len(records) == len(rows) == len(completions)):
         raise ValueError(f"{len(records)} records, {len(rows)} rows and {len(completions)} completions differ")
@@ -124,7 +124,8 @@ def score_3d(records: Sequence[Grounding3D], rows: Sequence[dict[str, Any]], com
              "pred_voxels": int(pm.sum()), "gt_voxels": int(gt.sum()), "slice_indices": shown,
              "model_size": list(row["model_size"])}
         if delta is not None:
-            p["dsc_local"] = 0.0 if refused else dice_in_window(pm, gt, z, int(delta))
+            bounds = None if refused else window_bounds(pos, int(delta), shown, gt.shape[0], window)
+            p["dsc_local"] = 0.0 if bounds is None else metrics.windowed_dice(pm, gt, *bounds)
             local.append(p["dsc_local"])
         preds.append(p)
         pm_all.append(pm)
@@ -139,6 +140,7 @@ def score_3d(records: Sequence[Grounding3D], rows: Sequence[dict[str, Any]], com
     if delta is not None:
         out["DSC_local"] = metrics.summarize(np.asarray(local) * 100, bootstrap, seed)
         out["delta"] = int(delta)
+        out["window"] = window
     out["segmenter"] = getattr(segmenter, "name", type(segmenter).__name__)
     return preds, out
 
@@ -152,7 +154,7 @@ def evaluate_3d(model, processor, records: Sequence[Grounding3D], *, segmenter, 
                 delta: int | None = 5, slice_base: int = SLICE_BASE, batch_size: int = 4, max_new_tokens: int = 128,
                 out_dir: str | Path | None = None, bootstrap: int = 1000, seed: int = 0, config: Any = None,
                 profile: str | None = None, model_path: str | Path | None = None, split: str | None = None,
-                progress: bool = False) -> dict[str, Any]:
+                progress: bool = False, window: str = DEFAULT_WINDOW) -> dict[str, Any]:
     """Evaluate ``model`` on volumes: rows -> greedy :func:`generate` -> key slice and boxes ->
     ``segmenter.propagate_3d`` -> :func:`score_3d`. Writes ``predictions.jsonl`` and
     ``summary.json`` under ``out_dir`` when given; returns the summary."""
@@ -164,7 +166,7 @@ def evaluate_3d(model, processor, records: Sequence[Grounding3D], *, segmenter, 
     completions = generate(model, processor, rows, batch_size=batch_size, max_new_tokens=max_new_tokens,
                            progress=progress)
     preds, mets = score_3d(records, rows, completions, segmenter=segmenter, delta=delta, slice_base=slice_base,
-                           bootstrap=bootstrap, seed=seed)
+                           bootstrap=bootstrap, seed=seed, window=window)
     summary = {
         "paper": "medvol", "template": "slices", "split": split, "n": len(records), "refusals": mets["refusals"],
         "metrics": mets, "n_slices": n_slices, "slice_size": slice_size,

@@ -1,7 +1,7 @@
 """A tiny, randomly initialised Qwen2.5-VL for CPU runs, saved like a hub checkpoint.
 
 The architecture and processor classes are the real ones (``Qwen2_5_VLForConditionalGeneration``,
-``Qwen2_5_VLProcessor``), only small: REFERENCE_NOTES section 10 measured that a model of this
+``Qwen2_5_VLProcessor``), only small: a feasibility study (docs/grpo.md#small-models-on-a-cpu) measured that a model of this
 size (hidden 192, 3 layers, vision 128 x 2, M-RoPE base 10 with sections 2/11/11, integers as
 single tokens) learns to ground on 2 CPU cores. The folder reloads with
 ``AutoModelForImageTextToText`` / ``AutoProcessor`` offline, so TRL can rebuild its reference
@@ -23,7 +23,7 @@ TINY_MARKER = "medlib_tiny.json"
 
 @dataclass
 class TinyQwenSpec:
-    """Sizes of the tiny Qwen2.5-VL (defaults: REFERENCE_NOTES section 10)."""
+    """Sizes of the tiny Qwen2.5-VL (defaults: docs/grpo.md#small-models-on-a-cpu)."""
 
     hidden_size: int = 192
     num_layers: int = 3

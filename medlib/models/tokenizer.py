@@ -2,7 +2,7 @@
 
 Used by :func:`medlib.models.tiny.build_tiny_qwen25vl`: no tokenizer can be downloaded here, and
 a tiny model learns coordinates far better when every integer up to 999 is one token
-(REFERENCE_NOTES section 10, point 3). Digit runs are cut into chunks of at most three digits
+(docs/grpo.md#small-models-on-a-cpu, point 3). Digit runs are cut into chunks of at most three digits
 before the byte-level split, and the chunks are whole vocabulary entries (``ignore_merges``).
 """
 

@@ -2,12 +2,12 @@
 
 ``build_reward_set(paper, weights, **options)`` (in :mod:`.registry`) composes a paper's set;
 the modules hold the rewards by paper: :mod:`.medground`, :mod:`.medreasoner`, :mod:`.medvol`
-(smoothing and penalisation of MedReasoner in :mod:`.smoothing`).
+(smoothing and penalisation of MedReasoner in :mod:`.smoothing`). Model-backed rewards take
+a spec and ask :mod:`medlib.semantic` / :mod:`medlib.segment` for the model on first use.
 """
 
 from ._common import Reward, RewardInputError
 from .medground import (
-    MeanIntensityScorer,
     SemanticScorer,
     medground_format,
     medground_iou,
@@ -21,13 +21,10 @@ from .registry import (
     RewardConfigError,
     build_reward_set,
     default_weights,
-    get_segmenter,
-    get_semantic_scorer,
     reward_names,
 )
 
 __all__ = [
-    "MeanIntensityScorer",
     "MedReasonerReward",
     "Reward",
     "RewardConfigError",
@@ -35,8 +32,6 @@ __all__ = [
     "SemanticScorer",
     "build_reward_set",
     "default_weights",
-    "get_segmenter",
-    "get_semantic_scorer",
     "medground_format",
     "medground_iou",
     "medground_semantic",

@@ -10,7 +10,7 @@ Every number comes from the reward code of :mod:`medlib.rewards` (nothing is re-
   (Eq. 10) for boxes of growing size.
 * :func:`worked_example`: one completion per paper through every reward component.
 * :func:`disagreements`: every place where a paper and its released code disagree, and which
-  one medlib uses by default (REFERENCE_NOTES sections 1-3, the docstrings of medlib.rewards).
+  one medlib uses by default (docs/medground_r1.md, docs/medreasoner.md, docs/medvol_r1.md; the docstrings of medlib.rewards).
 
 Examples: :func:`landscape_example` (an MS-CXR-style test image of the embedded benchmark, or
 :func:`synthetic_example` without it) and :func:`synthetic_volume_example` with the stand-in
@@ -407,8 +407,8 @@ DISAGREEMENT_COLUMNS = ("id", "paper", "component", "paper_says", "code_does", "
 DEFAULT_CHOICES = ("paper", "code", "medlib")
 
 _MG, _MR, _MV = "MedGround-R1", "MedReasoner", "MedVol-R1"
-_MG_SRC = "REFERENCE_NOTES sec. 1; github bio-mlhui/MedGround-R1"
-_MR_SRC = "REFERENCE_NOTES sec. 2; PRIS-CV/MedReasoner verl/utils/reward_score/med_grounding.py"
+_MG_SRC = "docs/medground_r1.md; github bio-mlhui/MedGround-R1"
+_MR_SRC = "docs/medreasoner.md; PRIS-CV/MedReasoner verl/utils/reward_score/med_grounding.py"
 DISAGREEMENTS: tuple[tuple[str, ...], ...] = (
     ("mg_semantic_region", _MG, "semantic reward: what is scored",
      "Cosine of a frozen MedCLIP's embeddings of the crop of the predicted box and the referring expression (Sec. 2.3); continuous, one value per completion.",
@@ -419,7 +419,7 @@ DISAGREEMENTS: tuple[tuple[str, ...], ...] = (
     ("mg_semantic_plumbing", _MG, "semantic reward: running it",
      "A frozen MedCLIP scores every completion during training.",
      "Reloads MedCLIP on every call and its signature does not match the trainer's call (TypeError; issues #4, #5, #7).",
-     "paper", "get_semantic_scorer loads one scorer per spec per process; all crops of a batch go through it in one call.",
+     "paper", "medlib.semantic.load_scorer loads one scorer per spec per process; all crops of a batch go through it in one call.",
      "The released function raises before it returns a reward, so it cannot have produced the reported numbers.",
      _MG_SRC + " issues #4, #5, #7"),
     ("mg_format_braces", _MG, "format reward: answer syntax",
@@ -535,7 +535,7 @@ DISAGREEMENTS: tuple[tuple[str, ...], ...] = (
      "No public code exists.",
      "paper", "Sec. 2.5 as printed; the answer schema (key_slice, bbox_2d_list) is medlib's (medlib.parsing).",
      "Nothing to compare with.",
-     "REFERENCE_NOTES sec. 3"),
+     "docs/medvol_r1.md"),
 )  # fmt: skip
 
 

@@ -19,14 +19,14 @@ the predicted box is mapped to the original image with column ``model_size`` (wi
 of the model frame) when present, else with ``frame="qwen"`` (Qwen2.5-VL smart resize of the
 image's size), else taken as pixels of the image itself (``frame="image"``).
 
-Scorers implement :class:`SemanticScorer`; :class:`MeanIntensityScorer` is a deterministic
-stand-in for tests and benchmarks.
+Scorers implement :class:`SemanticScorer`; a spec string (default :data:`DEFAULT_SCORER`) is
+loaded by :func:`medlib.semantic.load_scorer` on first use (``"mean-intensity"`` is its
+deterministic stand-in for tests and benchmarks, :mod:`medlib.semantic.stand_in`).
 """
 
 from __future__ import annotations
 
 import math
-import zlib
 from functools import lru_cache
 from typing import Any, Protocol, runtime_checkable
 
@@ -36,6 +36,9 @@ from ..geometry import QWEN_MAX_PIXELS, QWEN_MIN_PIXELS, ModelFrame, box_iou_pai
 from ..parsing import parse_medground
 from ._common import Reward, StepMemo, as_size, column, first_image, gt_boxes, optional_column
 
+#: the scorer spec a semantic reward uses unless told otherwise: the paper's frozen medical CLIP
+#: (BiomedCLIP from the hub, :func:`medlib.semantic.load_scorer`), never the test stand-in
+DEFAULT_SCORER = "default"
 SPATIAL_IOU_THRESHOLD = 0.5  # Sec. 2.3: "If the IoU exceeds a threshold of 0.5, the reward is 1"
 _STEP = StepMemo()
 
@@ -53,60 +56,6 @@ class SemanticScorer(Protocol):
     def similarity(self, images: list[np.ndarray], boxes: np.ndarray, texts: list[str]) -> np.ndarray: ...
 
     def image_text_similarity(self, images: list[np.ndarray], texts: list[str]) -> np.ndarray: ...
-
-
-# ------------------------------------------------------------------------ test scorer
-_BRIGHT = ("bright", "opacity", "opacities", "consolidation", "dense", "hyperdense", "white", "mass")
-_DARK = ("dark", "lucent", "lucency", "air", "black", "hypodense", "pneumothorax")
-
-
-def text_intensity(text: str) -> float:
-    """The test scorer's text "embedding": 1.0 for a phrase with a bright-finding word, 0.0 for
-    a dark one, else a stable hash of the text in [0, 1)."""
-    t = str(text).lower()
-    if any(w in t for w in _BRIGHT):
-        return 1.0
-    if any(w in t for w in _DARK):
-        return 0.0
-    return zlib.crc32(t.encode("utf-8", "replace")) / 2**32
-
-
-def _gray01(img: np.ndarray) -> np.ndarray:
-    a = np.asarray(img)
-    scale = 255.0 if a.dtype == np.uint8 or (a.size and float(np.nanmax(a)) > 1.0) else 1.0  # per crop
-    a = a.astype(np.float64) / scale
-    return a.mean(axis=-1) if a.ndim == 3 else a
-
-
-class MeanIntensityScorer:
-    """Deterministic :class:`SemanticScorer` for tests: a crop embeds as the angle
-    ``pi * mean intensity`` (in [0, 1]), a text as ``pi * text_intensity(text)``; the cosine
-    is ``cos(pi * (m - t))``. A bright crop and a "bright opacity" phrase score 1, a dark crop
-    -1. Counts calls and crops so tests can check batching."""
-
-    def __init__(self) -> None:
-        self.calls = 0
-        self.crops = 0
-
-    def similarity(self, images: list[np.ndarray], boxes: np.ndarray, texts: list[str]) -> np.ndarray:
-        self.calls += 1
-        self.crops += len(texts)
-        boxes = np.asarray(boxes, dtype=np.int64).reshape(-1, 4)
-        out = np.empty(len(texts))
-        for i, (img, b, t) in enumerate(zip(images, boxes, texts)):
-            crop = _gray01(np.asarray(img)[b[1] : b[3], b[0] : b[2]])
-            m = float(crop.mean()) if crop.size else 0.5
-            out[i] = math.cos(math.pi * (m - text_intensity(t)))
-        return out
-
-    def image_text_similarity(self, images: list[np.ndarray], texts: list[str]) -> np.ndarray:
-        self.calls += 1
-        return np.array(
-            [
-                math.cos(math.pi * (float(_gray01(im).mean()) - text_intensity(t)))
-                for im, t in zip(images, texts)
-            ]
-        )
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -152,10 +101,12 @@ def _images(kwargs: dict, n: int, reward: str) -> list[np.ndarray | None]:
 
 
 def _resolve_scorer(scorer: Any) -> SemanticScorer:
+    """A scorer object as given; a spec through :func:`medlib.semantic.load_scorer` (imported here,
+    so that importing the rewards loads no model code)."""
     if isinstance(scorer, str):
-        from .registry import get_semantic_scorer
+        from ..semantic import load_scorer
 
-        return get_semantic_scorer(scorer)
+        return load_scorer(scorer)
     return scorer
 
 
@@ -225,7 +176,7 @@ class MedGroundSemantic(Reward):
 
     def __init__(
         self,
-        scorer: Any = "mean-intensity",
+        scorer: Any = DEFAULT_SCORER,
         lenient: bool = False,
         frame: str = "image",
         min_pixels: int = QWEN_MIN_PIXELS,
@@ -295,7 +246,7 @@ class MedGroundSemanticReleased(Reward):
 
     columns = {"phrase": "referring expression", "image": "the image"}
 
-    def __init__(self, scorer: Any = "mean-intensity", name: str = "medground_semantic_released"):
+    def __init__(self, scorer: Any = DEFAULT_SCORER, name: str = "medground_semantic_released"):
         super().__init__(name)
         self.scorer = scorer
 

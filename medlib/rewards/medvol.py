@@ -7,8 +7,9 @@
 * ``medvol_spatial`` R_s = sum of Hungarian-matched IoUs (cost 1 - IoU) / max(N, N*), against
   the connected-component boxes of the GT mask on the chosen slice (0 when both are empty).
 * ``medvol_cross_slice`` R_c = Dice of the volume a :class:`~medlib.segment.base.Segmenter`
-  propagates from the matched predicted boxes and the GT, on slices ``|t - k| <= delta``
-  (delta = 5, the paper's best).
+  propagates from the matched predicted boxes and the GT, on N(k) = {t : |t - k| <= delta}
+  (delta = 5, the paper's best), k and t counted in the slices the model was shown (window
+  ``sampled``, default; ``native`` counts the volume's own z instead, see :func:`window_bounds`).
 
 Frames. The answer's slice identifier ``k`` names the ``<slice k>`` shown in the prompt:
 ``z = slice_indices[k - slice_base]`` (column ``slice_indices``; identity when absent;
@@ -26,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..geometry import box_iou_pairs, hungarian_match, mask_to_boxes
+from ..metrics import windowed_dice
 from ..parsing import parse_medvol
 from ._common import Reward, StepMemo, as_size, column, optional_column
 
@@ -295,25 +297,64 @@ def _sanitise(boxes: np.ndarray, width: int, height: int) -> list[list[float]]:
     return out
 
 
+WINDOWS = ("sampled", "native")
+DEFAULT_WINDOW = "sampled"
+
+
+def window_bounds(
+    pos: int, delta: int, slice_indices: Any, n_z: int, window: str = DEFAULT_WINDOW
+) -> tuple[int, int] | None:
+    """Volume z range ``(lo, hi)``, inclusive, of R_c's neighbourhood N(k) = {t : |t - k| <= delta}
+    around the key slice at prompt position ``pos`` (``k - slice_base``); None when ``pos``
+    names no shown slice inside the volume.
+
+    * ``sampled`` (default): the paper's k and t index the slices the model was shown
+      (``<slice k>``), so N(k) is the shown positions ``pos - delta .. pos + delta``, mapped to
+      volume z through ``slice_indices``; the window covers the native slices from the first
+      to the last of them (64 of 320 slices shown, delta 5: about 51 native slices).
+    * ``native``: |t - z| <= delta in the volume's own z (2 delta + 1 native slices).
+
+    Without ``slice_indices`` the shown slices are the volume's, and both agree."""
+    idx = list(range(n_z)) if slice_indices is None else _slice_list(slice_indices)
+    if window not in WINDOWS:
+        raise ValueError(f"unknown R_c window {window!r}; known: {', '.join(WINDOWS)}")
+    if not 0 <= pos < len(idx) or not 0 <= idx[pos] < n_z:
+        return None
+    z, d = idx[pos], max(int(delta), 0)
+    if window == "native":
+        return max(z - d, 0), min(z + d, n_z - 1)
+    near = [i for i in idx[max(pos - d, 0) : pos + d + 1] if 0 <= i < n_z]
+    return min(near), max(near)
+
+
 def dice_in_window(pred: np.ndarray, gt: np.ndarray, k: int, delta: int) -> float:
-    """Dice of two [z, y, x] masks on slices ``|t - k| <= delta``; 0 when both are empty there."""
-    lo, hi = max(k - delta, 0), min(k + delta + 1, gt.shape[0])
-    p, g = np.asarray(pred[lo:hi], dtype=bool), np.asarray(gt[lo:hi], dtype=bool)
-    denom = int(p.sum()) + int(g.sum())
-    return 0.0 if denom == 0 else 2.0 * int(np.logical_and(p, g).sum()) / denom
+    """Dice of two [z, y, x] masks on volume slices ``|t - k| <= delta`` (the ``native`` window);
+    0 when both are empty there (:data:`medlib.metrics.EMPTY_WINDOW_DICE`)."""
+    return windowed_dice(pred, gt, k - delta, k + delta)
 
 
 def _resolve_segmenter(segmenter: Any) -> Any:
+    """A segmenter object as given; a spec through :func:`medlib.segment.get_segmenter` (one shared
+    instance per spec per process; imported here, so that importing the rewards loads no model code)."""
     if isinstance(segmenter, str):
-        from .registry import get_segmenter
+        from ..segment import get_segmenter
 
         return get_segmenter(segmenter)
     return segmenter
 
 
 class MedVolCrossSlice(_MedVolReward):
-    """``medvol_cross_slice``: R_c, Dice near the key slice of the volume propagated from the
-    Hungarian-matched predicted boxes by a :class:`~medlib.segment.base.Segmenter`."""
+    """``medvol_cross_slice``: R_c, Dice on the key slice's neighbourhood N(k) (``window``:
+    ``sampled`` shown-slice units, default, or ``native`` volume z; :func:`window_bounds`) of the
+    volume a segmenter propagates from the Hungarian-matched predicted boxes.
+
+    Cost: the rewards of a step are computed together. A segmenter with ``propagate_many``
+    (LiteMedSAM) gets every completion on a volume in one call, propagating each exactly as far
+    as its window reaches (the masks inside the window are those of an unbounded propagation,
+    which goes outward slice by slice), so each (volume, slice) pair is encoded at most once a
+    step and the decoder runs batched over boxes and completions; its embedding cache carries
+    recurring volumes across steps. Other segmenters get ``propagate_3d`` per completion.
+    :attr:`last_stats` counts encoder calls against the distinct slices in the windows."""
 
     columns = dict(_MedVolReward.columns, volume_path="the CT volume (or `volume`: array [z, y, x])")
 
@@ -324,12 +365,19 @@ class MedVolCrossSlice(_MedVolReward):
         slice_base: int = SLICE_BASE,
         connectivity: int = 2,
         name: str = "medvol_cross_slice",
+        window: str = DEFAULT_WINDOW,
+        batched: bool = True,
     ):
         super().__init__(name, slice_base, connectivity)
         if segmenter is None:
             raise ValueError(f"{name}: needs a segmenter (a medlib.segment Segmenter or its spec)")
+        if window not in WINDOWS:
+            raise ValueError(f"{name}: unknown window {window!r}; known: {', '.join(WINDOWS)}")
         self.segmenter = segmenter
         self.delta = int(delta)
+        self.window = window
+        self.batched = bool(batched)
+        self.last_stats: dict[str, int] = {}
 
     def _volumes(self, kwargs: dict, n: int) -> list:
         if kwargs.get("volume") is not None:
@@ -339,32 +387,60 @@ class MedVolCrossSlice(_MedVolReward):
 
     def score(self, texts: list[str], **kwargs: Any) -> list[float | None]:
         vols = self._volumes(kwargs, len(texts))
-        seg = None
         out: list[float | None] = []
-        for (a, target, z, _, size), vol in zip(self._rows(texts, kwargs), vols):
+        jobs: list[tuple[int, Any, VolumeTarget, int, list, tuple[int, int]]] = []
+        for i, ((a, target, z, sl, size), vol) in enumerate(zip(self._rows(texts, kwargs), vols)):
             if target is None or vol is None:
                 out.append(None)
                 continue
+            out.append(0.0)
             if z is None or a.boxes is None:
-                out.append(0.0)
                 continue
             pred = self._scaled_boxes(a.boxes, target, size)
             with np.errstate(over="ignore", invalid="ignore"):
                 rows, _, _ = hungarian_match(pred, target.boxes(z))
             _, h, w = target.shape
             prompts = _sanitise(pred[rows], w, h)
-            if not prompts:
-                out.append(0.0)
-                continue
-            seg = seg or _resolve_segmenter(self.segmenter)
-            mask = np.asarray(seg.propagate_3d(np.asarray(vol), z, prompts), dtype=bool)
+            bounds = window_bounds(a.key_slice - self.slice_base, self.delta, sl, target.shape[0], self.window)
+            if prompts and bounds is not None:
+                jobs.append((i, vol, target, z, prompts, bounds))
+        seg = _resolve_segmenter(self.segmenter) if jobs else None
+        calls0 = getattr(seg, "encoder_calls", 0)
+        for (i, _, target, _z, _, (lo, hi)), mask in zip(jobs, self._propagate(seg, jobs)):
+            mask = np.asarray(mask, dtype=bool)
             if mask.shape != target.shape:
                 raise ValueError(
                     f"{self.__name__}: segmenter {getattr(seg, 'name', seg)!r} returned a mask of shape "
                     f"{mask.shape} for a ground truth of shape {target.shape}"
                 )
-            out.append(dice_in_window(mask, target.mask, z, self.delta))
+            out[i] = windowed_dice(mask, target.mask, lo, hi)
+        window_slices = {(id(v), t) for _, v, _, _, _, (lo, hi) in jobs for t in range(lo, hi + 1)}
+        self.last_stats = {
+            "completions": len(texts),
+            "propagations": len(jobs),
+            "boxes": sum(len(j[4]) for j in jobs),
+            "volumes": len({id(j[1]) for j in jobs}),
+            "distinct_window_slices": len(window_slices),
+            "encoder_calls": getattr(seg, "encoder_calls", 0) - calls0,
+        }
         return out
+
+    def _propagate(self, seg: Any, jobs: list) -> list:
+        """Masks of the jobs, grouped by volume through ``propagate_many`` where it exists."""
+        if not jobs:
+            return []
+        if not (self.batched and hasattr(seg, "propagate_many")):
+            return [seg.propagate_3d(np.asarray(vol), z, prompts) for _, vol, _, z, prompts, _ in jobs]
+        masks: list = [None] * len(jobs)
+        groups: dict[int, list[int]] = {}
+        for j, job in enumerate(jobs):
+            groups.setdefault(id(job[1]), []).append(j)
+        for js in groups.values():
+            vol = np.asarray(jobs[js[0]][1])
+            reqs = [(jobs[j][3], jobs[j][4], (jobs[j][3] - jobs[j][5][0], jobs[j][5][1] - jobs[j][3])) for j in js]
+            for j, m in zip(js, seg.propagate_many(vol, reqs)):
+                masks[j] = m
+        return masks
 
 
 medvol_format = MedVolFormat()

@@ -1,4 +1,4 @@
-"""Compose each paper's reward set for TRL, and find the model-backed parts (CLIP, segmenter).
+"""Compose each paper's reward set for TRL.
 
 ``build_reward_set(paper, weights, **options) -> (reward_funcs, reward_weights)`` gives the
 lists to pass as ``GRPOTrainer(reward_funcs=...)`` and ``GRPOConfig(reward_weights=...)``.
@@ -39,24 +39,23 @@ Rewards by paper (name in weights -> TRL name)
   points_dice; ``hard`` adds box_align, box_scale, points_align, points_angle; ``base``:
   base_think_format, base_answer_format, base_box_iou, base_box_l1, base_points_l1.
   Option ``variant``: ``official`` (public code, default) or ``paper``.
-* ``medvol``: format, axial, spatial, cross_slice (cross_slice needs ``segmenter=``).
+* ``medvol``: format, axial, spatial, cross_slice (cross_slice needs ``segmenter=``; option
+  ``window``: ``sampled``, R_c's Delta in shown slices, default, or ``native`` volume z).
 
-Model hooks
------------
-* :func:`get_semantic_scorer(spec)`: ``"mean-intensity"`` (alias ``"test"``) is the
-  deterministic test scorer; any other spec is passed to ``medlib.semantic.load_scorer(spec)``
-  (imported lazily), one scorer per spec per process.
-* :func:`get_segmenter(spec)`: passed to ``medlib.segment.get_segmenter(spec)``, cached likewise.
+Models
+------
+A reward set only holds specs: the MedGround-R1 semantic reward resolves ``semantic_scorer``
+through :func:`medlib.semantic.load_scorer` and MedVol-R1's cross-slice reward a segmenter spec
+through :func:`medlib.segment.get_segmenter`, each on first use, each cached once there.
 """
 
 from __future__ import annotations
 
-import importlib
 import math
 from typing import Any
 
 from .medground import (
-    MeanIntensityScorer,
+    DEFAULT_SCORER,
     MedGroundFormat,
     MedGroundIoU,
     MedGroundSemantic,
@@ -65,7 +64,15 @@ from .medground import (
 )
 from .medreasoner import MODES, VARIANTS, MedReasonerReward
 from .medreasoner import TERMS as MEDREASONER_TERMS
-from .medvol import DELTA, SLICE_BASE, MedVolAxial, MedVolCrossSlice, MedVolFormat, MedVolSpatial
+from .medvol import (
+    DEFAULT_WINDOW,
+    DELTA,
+    SLICE_BASE,
+    MedVolAxial,
+    MedVolCrossSlice,
+    MedVolFormat,
+    MedVolSpatial,
+)
 
 
 class RewardConfigError(ValueError):
@@ -79,11 +86,10 @@ _ALIASES = {
     "medvol-r1": "medvol",
     "medvol_r1": "medvol",
 }
-TEST_SCORER_SPECS = ("mean-intensity", "test")
 
 _OPTIONS: dict[str, dict[str, Any]] = {
     "medground": {
-        "semantic_scorer": "default",
+        "semantic_scorer": DEFAULT_SCORER,
         "braces": True,
         "lenient": False,
         "frame": "image",
@@ -92,53 +98,13 @@ _OPTIONS: dict[str, dict[str, Any]] = {
         "max_pixels": None,
     },
     "medreasoner": {"mode": "soft", "variant": "official", "replicate_base_gt_bug": False},
-    "medvol": {"segmenter": None, "delta": DELTA, "slice_base": SLICE_BASE, "connectivity": 2},
+    "medvol": {"segmenter": None, "delta": DELTA, "slice_base": SLICE_BASE, "connectivity": 2, "window": DEFAULT_WINDOW},
 }
 _PAPER_SETS = {
     "medground": ("format", "spatial", "semantic"),
     "medvol": ("format", "axial", "spatial", "cross_slice"),
 }
 _EXTRA = {"medground": ("iou", "semantic_released"), "medvol": ()}
-
-
-# ------------------------------------------------------------------------ model hooks
-_SCORERS: dict[str, Any] = {}
-_SEGMENTERS: dict[str, Any] = {}
-
-
-def _load_from(module: str, names: tuple[str, ...], spec: str, what: str) -> Any:
-    try:
-        mod = importlib.import_module(module)
-    except ImportError as e:
-        raise RewardConfigError(
-            f"{what} {spec!r} needs the module {module} ({e}); use a test spec or pass the object itself"
-        ) from e
-    for name in names:
-        fn = getattr(mod, name, None)
-        if callable(fn):
-            return fn(spec)
-    raise RewardConfigError(f"{module} defines none of {names}, so {what} {spec!r} cannot be loaded")
-
-
-def get_semantic_scorer(spec: str) -> Any:
-    """The semantic scorer for ``spec``, loaded once per process (see module docstring)."""
-    if spec not in _SCORERS:
-        if spec in TEST_SCORER_SPECS:
-            _SCORERS[spec] = MeanIntensityScorer()
-        else:
-            _SCORERS[spec] = _load_from(
-                "medlib.semantic", ("load_scorer", "load_semantic_scorer"), spec, "semantic scorer"
-            )
-    return _SCORERS[spec]
-
-
-def get_segmenter(spec: str) -> Any:
-    """The segmenter for ``spec``, loaded once per process via ``medlib.segment``."""
-    if spec not in _SEGMENTERS:
-        _SEGMENTERS[spec] = _load_from(
-            "medlib.segment", ("get_segmenter", "load_segmenter"), spec, "segmenter"
-        )
-    return _SEGMENTERS[spec]
 
 
 # ---------------------------------------------------------------------------- sets
@@ -192,7 +158,7 @@ def _make(p: str, name: str, o: dict[str, Any]) -> Any:
             "medvol reward 'cross_slice' needs segmenter= (a Segmenter or its spec), "
             "or leave it out of the weights"
         )
-    return MedVolCrossSlice(o["segmenter"], o["delta"], o["slice_base"], o["connectivity"])
+    return MedVolCrossSlice(o["segmenter"], o["delta"], o["slice_base"], o["connectivity"], window=o["window"])
 
 
 def build_reward_set(

@@ -7,7 +7,7 @@
 * a dict ``{"name": "medsam2", "checkpoint": ..., **constructor keywords}``.
 
 :func:`get_segmenter` returns one shared instance per spec per process (the hook
-``medlib.rewards.registry.get_segmenter`` calls, so every reward of a run shares the weights
+MedVol-R1's cross-slice reward calls with a spec, so every reward of a run shares the weights
 and the embedding cache); :func:`build_segmenter` always builds a new one.
 """
 

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from .cache import EmbeddingCache, image_key
 from .preprocess import ABDOMEN_WINDOW, check_volume, to_rgb_uint8, valid_key_slice, window_to_uint8
 from .prompts import box_to_sam_indices, iter_boxes, sanitize_box, sanitize_points
-from .propagation import propagate_slices
+from .propagation import propagate_slices, propagate_slices_many
 
 IMAGE_SIZE = 256
 _DEFAULT = object()
@@ -120,7 +120,10 @@ class LiteMedSAMSegmenter:
     ``window`` (level, width) maps raw volume intensities to uint8 for :meth:`propagate_3d`
     (default abdominal soft tissue, 40/400 HU; None = min-max of the volume).
     ``propagation_pad`` grows the previous slice's mask box by that many pixels *of the 256
-    frame* (official ``get_bbox256(bbox_shift=3)``). Embeddings are cached by image content.
+    frame* (official ``get_bbox256(bbox_shift=3)``). Embeddings are cached by image content in
+    an LRU of at most ``cache_bytes`` (default 512 MB: 128 slices, fp32 (1, 256, 64, 64) each) and
+    ``cache_size`` entries (None: the byte budget alone), so the slices of training volumes
+    that recur from step to step are encoded once while they fit.
     """
 
     name = "litemedsam"
@@ -133,7 +136,7 @@ class LiteMedSAMSegmenter:
         window: tuple[float, float] | None = ABDOMEN_WINDOW,
         propagation_pad: float = 3.0,
         max_propagation_distance: int | None = None,
-        cache_size: int = 64,
+        cache_size: int | None = None,
         cache_bytes: int = 512 * 2**20,
         _random_seed: int | None = None,
     ):
@@ -143,7 +146,7 @@ class LiteMedSAMSegmenter:
         self.window = window
         self.propagation_pad = float(propagation_pad)
         self.max_propagation_distance = max_propagation_distance
-        self.cache = EmbeddingCache(cache_size, cache_bytes)
+        self.cache = EmbeddingCache(2**31 - 1 if cache_size is None else cache_size, cache_bytes)
         self.encoder_calls = 0
 
     @classmethod
@@ -229,3 +232,31 @@ class LiteMedSAMSegmenter:
 
         pad = self.propagation_pad * max(vol.shape[1], vol.shape[2]) / IMAGE_SIZE
         return propagate_slices(vol.shape, k, valid, segment_slice, pad=pad, max_distance=self.max_propagation_distance)
+
+    def propagate_many(self, volume: np.ndarray, requests, *, window=_DEFAULT) -> list[np.ndarray]:
+        """:meth:`propagate_3d` of many ``(key_slice, boxes, max_distance)`` requests on one
+        volume (the G completions of a prompt share it): the volume is windowed once, each slice
+        is encoded at most once per call (then from the cache), and at each distance from the
+        key slices the mask decoder runs once per slice over every box of every request there
+        (:func:`~medlib.segment.propagation.propagate_slices_many`). ``max_distance`` of a
+        request (one cap or ``(down, up)``) replaces the segmenter's ``max_propagation_distance``
+        (None: to the volume's end). Each mask equals :meth:`propagate_3d` with that distance."""
+        vol = check_volume(volume)
+        n, h, w = vol.shape
+        reqs: list[tuple[int, list[np.ndarray], int | tuple[int, int] | None]] = []
+        for key_slice, boxes, max_distance in requests:
+            k = valid_key_slice(key_slice, n)
+            valid = [b for b in (sanitize_box(bx, w, h) for bx in iter_boxes(boxes)) if b is not None]
+            reqs.append((0 if k is None else k, valid if k is not None else [], max_distance))
+        if not any(r[1] for r in reqs):
+            return [np.zeros(vol.shape, dtype=bool) for _ in reqs]
+        u8 = window_to_uint8(vol, self.window if window is _DEFAULT else window)
+        embedded: dict[int, _Embedding] = {}
+
+        def segment_slice(t: int, slice_boxes) -> list[np.ndarray]:
+            if t not in embedded:
+                embedded[t] = self.embed(to_rgb_uint8(u8[t]))
+            return list(self.decode(embedded[t], list(slice_boxes)))
+
+        pad = self.propagation_pad * max(h, w) / IMAGE_SIZE
+        return propagate_slices_many(vol.shape, reqs, segment_slice, pad=pad)

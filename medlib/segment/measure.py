@@ -1,5 +1,5 @@
 """Measured segmentation quality with ground-truth prompts: what the segmenter itself can do
-before any grounding model is in the loop (issue 5, item 4). Writes ``results/segment.json``
+before any grounding model is in the loop. Writes ``results/segment.json``
 and ``results/segment_colin27.json``::
 
     python -m medlib.segment.measure --profile smoke --seed 0
@@ -32,9 +32,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from ..paths import portable_path, repo_path
+from ..provenance import write_json
 from .colin27 import DEFAULT_STRUCTURES
 from .preprocess import ABDOMEN_WINDOW
 from .quality import (
@@ -246,13 +245,13 @@ def run(
             return done
     t0 = time.perf_counter()
     res = {**head, **measure_benchmark(seg, bench, plan, progress), "seconds": time.perf_counter() - t0}
-    paths = [write_json(res, out_path)]
+    paths = [write_json(out_path, res)]
     t0 = time.perf_counter()
     col = measure_colin27(seg, plan, colin27_root, progress)
     if col is not None:
         col = {**head, **col, "seconds": time.perf_counter() - t0}
         col.pop("benchmark_dir")
-        paths.append(write_json(col, col_path))
+        paths.append(write_json(col_path, col))
     return {"benchmark": res, "colin27": col, "paths": paths, "reused": False}
 
 
@@ -315,35 +314,6 @@ def table4_comparison(summary_2d: Sequence[dict], label: str = "LiteMedSAM") -> 
     ours["source"] = "medlib: embedded benchmark, ground-truth prompts"
     table = pd.concat([rep, pd.DataFrame([ours], index=[label])])
     return table[[*TABLE4_SETTINGS.values(), "source"]]
-
-
-# ---------------------------------------------------------------------------------- io
-def write_json(obj: dict, path: str | Path) -> Path:
-    """Strict JSON (NaN / inf -> null, numpy scalars -> Python), indented; returns the path."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(json.dumps(_finite(obj), indent=1, default=_json_default, allow_nan=False) + "\n")
-    return p
-
-
-def _finite(o):
-    if isinstance(o, dict):
-        return {k: _finite(v) for k, v in o.items()}
-    if isinstance(o, list | tuple):
-        return [_finite(v) for v in o]
-    if isinstance(o, float | np.floating) and not np.isfinite(o):
-        return None
-    return o
-
-
-def _json_default(o):
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
 def summary_lines(res: dict) -> list[str]:

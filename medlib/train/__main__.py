@@ -1,10 +1,17 @@
 """Command line: ``python -m medlib.train <stage> --config FILE [--set section.key=value ...]``.
 
   check   validate the config and print what would run (no model or data is loaded)
-  vision  run the vision-tower warm-up (dense per-token objective; REFERENCE_NOTES section 10)
+  vision  run the vision-tower warm-up (dense per-token objective; docs/grpo.md)
   sft     run (or resume) the SFT stage
   grpo    run (or resume) the GRPO stage
   all     vision warm-up, SFT, then GRPO: the stages the config enables, in that order
+
+A rerun into a run folder that a different config made (another learning rate, template, data...)
+is refused with the list of what changed: add ``--fresh`` to move the old folder aside (renamed
+``<stage>.old-<hash>``, never deleted) and start over, or ``--resume-anyway`` to continue its
+checkpoints with the new config (the old config is kept as ``config.resumed-over-<n>.yaml``).
+A newest checkpoint that is incomplete (killed mid-save, truncated, missing files) is moved to
+``incomplete_checkpoints/`` and the run resumes from the newest complete one.
 
 Many GPUs: ``accelerate launch --config_file configs/accelerate/zero2.yaml -m medlib.train grpo
 --config configs/medground/full.yaml``.
@@ -40,25 +47,58 @@ def summary(cfg: RunConfig) -> str:
     return "\n".join(lines)
 
 
+def prepare_run_folder(cfg: RunConfig, stage: str, fresh: bool, resume_anyway: bool) -> str | None:
+    """Before a stage runs: a folder made by another config is moved aside (``fresh``), kept
+    with its old config saved beside (``resume_anyway``), or refused (the sentence returned)."""
+    import shutil
+
+    from ..evaluate.provenance import config_hash
+    from .run_folder import config_change, has_work, move_aside, recorded_config
+
+    run_dir = cfg.run_dir(stage)
+    if not has_work(run_dir):
+        return None
+    old = recorded_config(run_dir)
+    changed = config_change(old, cfg.to_dict(), stage) if old is not None else []
+    if fresh:
+        target = move_aside(run_dir, f"{stage}.old-{config_hash(old or {})[:8]}")
+        print(f"{stage}: moved the existing run folder to {target}; starting fresh")
+        return None
+    if not changed:
+        return None
+    what = "; ".join(changed[:6]) + (f"; and {len(changed) - 6} more" if len(changed) > 6 else "")
+    if resume_anyway:
+        n = 1 + len(list(run_dir.glob("config.resumed-over-*.yaml")))
+        shutil.copyfile(run_dir / "config.yaml", run_dir / f"config.resumed-over-{n}.yaml")
+        print(f"{stage}: resuming {run_dir} although its config differs ({what}); its config is kept as "
+              f"config.resumed-over-{n}.yaml")
+        return None
+    return (f"{run_dir} was made by a different config ({what}); rerun with --fresh to move it aside and start "
+            f"over, or with --resume-anyway to continue it with the new config.")
+
+
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m medlib.train", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    from ..cli import RunConfigParser
+
+    ap = RunConfigParser(prog="python -m medlib.train", description=__doc__,
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("stage", choices=("check", "vision", "sft", "grpo", "all"))
-    ap.add_argument("--config", required=True, help="YAML run config, e.g. configs/medground/smoke.yaml")
-    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
-                    help="override config values, e.g. grpo.max_steps=10 data.max_samples=32")
-    args = ap.parse_args(argv)
-
-    from .config import load_config
-
-    try:
-        cfg = load_config(args.config, args.set)
-    except ConfigError as e:
-        print(f"config error: {e}", file=sys.stderr)
-        return 2
+    ap.add_config_arguments(set_help="override config values")
+    when = ap.add_mutually_exclusive_group()
+    when.add_argument("--fresh", action="store_true",
+                      help="move an existing run folder of the stage aside (<stage>.old-<hash>) and start over")
+    when.add_argument("--resume-anyway", action="store_true",
+                      help="resume a run folder even though a different config made it")
+    args = ap.parse_args(argv)  # exits with code 2 and one sentence on a bad config or override
+    cfg = args.run_config
     print(summary(cfg))
     if args.stage == "check":
-        return 0
+        from .preflight import missing_paths
+
+        problems = missing_paths(cfg)
+        for p in problems:
+            print(f"config error: {p}", file=sys.stderr)
+        return 2 if problems else 0
     from ..data.io import DatasetError
     from ..models.load import ModelLoadError
     from .grpo import run_grpo
@@ -67,6 +107,10 @@ def main(argv: list[str] | None = None) -> int:
 
     runners = {"vision": run_vision_warmup, "sft": run_sft, "grpo": run_grpo}
     stages = {"all": [s for s in runners if getattr(cfg, s).enabled]}.get(args.stage, [args.stage])
+    refused = [msg for s in stages if (msg := prepare_run_folder(cfg, s, args.fresh, args.resume_anyway))]
+    if refused:
+        print("error: " + " ".join(refused), file=sys.stderr)
+        return 2
     try:
         for stage in stages:
             result = runners[stage](cfg)

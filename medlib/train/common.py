@@ -4,8 +4,6 @@ saving the result, and the provenance written next to it."""
 from __future__ import annotations
 
 import json
-import platform
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -189,8 +187,10 @@ def trainer_kwargs(cfg: RunConfig, stage: StageConfig, run_dir: Path, device: st
 
 def callbacks_for(cfg: RunConfig, run_dir: Path, extra: list | tuple = ()) -> list:
     from .callbacks import CSVMetricsCallback, RankReportCallback, tensorboard_callback
+    from .checkpoints import CheckpointMarkerCallback
 
-    cbs = [CSVMetricsCallback(run_dir / "metrics.csv"), RankReportCallback(run_dir / "ranks")]
+    cbs = [CSVMetricsCallback(run_dir / "metrics.csv"), RankReportCallback(run_dir / "ranks"),
+           CheckpointMarkerCallback()]
     if "tensorboard" in cfg.report_to:
         tb = tensorboard_callback(run_dir / "tensorboard")
         if tb is not None:
@@ -232,9 +232,10 @@ def resumable(trainer_cls):
 
 
 def train_or_resume(trainer, run_dir: Path, stage: StageConfig, resume: bool) -> None:
-    """Train, resuming from the last checkpoint in ``run_dir`` when there is one. A checkpoint
-    that already reached ``max_steps`` is loaded without training (transformers would run one
-    step past it)."""
+    """Train, resuming from the newest *complete* checkpoint in ``run_dir`` when there is one
+    (:func:`medlib.train.checkpoints.newest_complete_checkpoint`: newer, incomplete ones are
+    moved aside and one line says so). A checkpoint that already reached ``max_steps`` is
+    loaded without training (transformers would run one step past it)."""
     ckpt = last_checkpoint(run_dir) if resume else None
     done = ckpt is not None and stage.max_steps > 0 and checkpoint_step(ckpt) >= stage.max_steps
     if not done:
@@ -252,9 +253,24 @@ def checkpoint_step(ckpt: str | Path) -> int:
 
 
 def last_checkpoint(run_dir: Path) -> str | None:
-    from transformers.trainer_utils import get_last_checkpoint
+    """The newest complete checkpoint of ``run_dir`` (the main process moves incomplete newer
+    ones aside and prints which it used and why), or None."""
+    import sys
 
-    return get_last_checkpoint(str(run_dir)) if run_dir.is_dir() else None
+    from accelerate import PartialState
+
+    from .checkpoints import newest_complete_checkpoint
+
+    state = PartialState()
+    with main_process_first():
+        ckpt, line = newest_complete_checkpoint(run_dir, move=state.is_main_process)
+    if line and state.is_main_process:
+        print(line, file=sys.stderr)
+        prov = run_dir / "provenance.json"
+        if prov.is_file():  # the run files say what this run resumed from
+            info = json.loads(prov.read_text()) | {"resumed_from": ckpt.name if ckpt else None, "resume_note": line}
+            prov.write_text(json.dumps(info, indent=1, default=str))
+    return str(ckpt) if ckpt is not None else None
 
 
 def save_final(trainer, processor, base_model: str, run_dir: Path, peft: bool) -> Path:
@@ -283,24 +299,11 @@ def save_final(trainer, processor, base_model: str, run_dir: Path, peft: bool) -
 
 
 def provenance(cfg: RunConfig, stage: str) -> dict[str, Any]:
-    """Seed, profile, git commit and package versions (STYLE.md rule 5)."""
-    import importlib.metadata as md
+    """Stage, paper, run name and seed, then the git commit and package versions
+    (:func:`medlib.provenance.provenance`)."""
+    from ..provenance import provenance as record
 
-    from ..paths import REPO
-
-    try:
-        commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True,
-                                timeout=10).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        commit = None
-    versions = {}
-    for pkg in ("torch", "transformers", "trl", "peft", "accelerate", "datasets"):
-        try:
-            versions[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            versions[pkg] = None
-    return {"stage": stage, "paper": cfg.paper, "name": cfg.name, "seed": cfg.seed, "git_commit": commit,
-            "python": platform.python_version(), "versions": versions}
+    return record(stage=stage, paper=cfg.paper, name=cfg.name, seed=cfg.seed)
 
 
 def write_run_files(cfg: RunConfig, stage: str, run_dir: Path, extra: dict[str, Any] | None = None) -> None:

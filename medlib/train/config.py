@@ -1,9 +1,9 @@
 """Typed run configuration, one per paper, read from YAML; bad keys or values fail naming the field.
 
 A run is ``model`` + ``data`` + up to three stages: ``vision`` (a dense warm-up of the vision tower
-alone, off by default; REFERENCE_NOTES section 10), ``sft`` (cold start; MedVol-R1 Sec. 2.4) and
+alone, off by default; docs/grpo.md#small-models-on-a-cpu), ``sft`` (cold start; MedVol-R1 Sec. 2.4) and
 ``grpo`` (all three papers). Every GRPO setting the papers rely on is a field with no library
-default behind it (REFERENCE_NOTES section 9): ``loss_type``, ``scale_rewards``, ``beta``,
+default behind it (docs/grpo.md#trls-defaults-differ): ``loss_type``, ``scale_rewards``, ``beta``,
 ``temperature``, ``num_generations``, ``learning_rate``, ``max_completion_length``.
 
 ``load_config(path, overrides)`` -> :class:`RunConfig`; overrides are ``"grpo.beta=0"`` strings
@@ -14,6 +14,7 @@ or a nested dict. ``batch_size`` of a GRPO stage counts *prompts* per device, ea
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import re
@@ -78,6 +79,8 @@ class DataConfig:
     m3d_refseg, m3d_seg; tests: toy2d, toy3d; or ``"package.module:function"``."""
     root: str = "build/data/chest"
     """Dataset folder (relative paths are relative to the repository root)."""
+    allow_outside_root: bool = False
+    """Accept image / volume paths in the annotation files that resolve outside ``root``."""
     subsets: list[str] = field(default_factory=list)
     """m3d_seg: M3D-Seg dataset ids to use (e.g. 0003 AbdomenCT-1k, 0004 KiTS23, 0012 CT-ORG)."""
     train_split: str = "train"
@@ -116,7 +119,7 @@ class LoraSettings:
 class VisionStage:
     """Vision-tower warm-up (:mod:`medlib.train.vision_warmup`): the vision tower alone learns, for
     every merged image token, which finding classes cover it (binary cross-entropy on the
-    covered fraction). REFERENCE_NOTES section 10: without it a small random model never reads
+    covered fraction). docs/grpo.md#small-models-on-a-cpu: without it a small random model never reads
     where the target is and SFT collapses to the mean box."""
 
     enabled: bool = False
@@ -189,10 +192,43 @@ class GRPOStage(StageConfig):
     """Reward name -> weight (:func:`medlib.rewards.build_reward_set`); None: the paper's set."""
     reward_options: dict[str, Any] = field(default_factory=dict)
     """Options of the paper's reward set (e.g. ``semantic_scorer``, ``mode``, ``segmenter``)."""
+    rollout_batch_prompts: int | None = None
+    """Prompts per rollout (generation) batch, over all devices (veRL ``data.train_batch_size``);
+    each is sampled ``num_generations`` times. None: one rollout per optimizer step (TRL's default)."""
+    update_batch_prompts: int | None = None
+    """Prompts per optimizer step, over all devices (veRL ``ppo_mini_batch_size``); the gradient
+    accumulation is derived from it and the number of devices. None: ``batch_size x grad_accum x
+    devices``. Smaller than ``rollout_batch_prompts``: several updates per rollout, so that the
+    clipped ratio departs from 1 (with one update per rollout the clipping never acts)."""
     use_vllm: bool = False
     vllm_mode: str = "colocate"
     vllm_gpu_memory_utilization: float = 0.3
+    vllm_importance_sampling_correction: bool = False
+    """Reweight by the ratio of trainer to vLLM log-probabilities (TRL's
+    ``vllm_importance_sampling_correction``, on by default in TRL 1.16). Off: the papers' GRPO,
+    whose ratio is taken to the recomputed old policy only (veRL)."""
     log_completions: bool = False
+    fast_generation: bool = False
+    """On a CPU, sample completions with one pre-fill per distinct prompt and a lean decoding loop
+    (:mod:`medlib.train.fast_generation`): the same tokens as ``generate`` for the same seed (tested).
+    Off by default: side by side on a loaded 2-core machine it was not faster than TRL's
+    ``model.generate`` (``benchmarks/bench_generation.py``). GPU and vLLM runs use TRL's path."""
+
+
+@dataclass
+class EvalSettings:
+    """Held-out evaluation (``python -m medlib.evaluate``, :func:`medlib.experiments.evaluate_model`);
+    decoding is greedy. Not part of any training stage's cache key."""
+
+    repetition_penalty: float = 1.0
+    """Decoding repetition penalty (MedReasoner App. D.1: 1.05; 1: none)."""
+    metric_variant: str = "official"
+    """MedReasoner's IoU / pDice / mask Dice: ``official`` (its public evaluation code, which
+    produced its tables) or ``paper`` (Eq. 5 and the textbook definitions); see
+    :data:`medlib.metrics.MEDREASONER_VARIANTS`."""
+    segmenter: str | None = None
+    """Segmenter of the mask Dice (MedReasoner) and the propagation (MedVol-R1): ``litemedsam`` or
+    ``medsam2:<checkpoint>``. None: the reward's segmenter, else LiteMedSAM (said when used)."""
 
 
 @dataclass
@@ -219,6 +255,7 @@ class RunConfig:
     vision: VisionStage = field(default_factory=VisionStage)
     sft: SFTStage = field(default_factory=lambda: SFTStage(enabled=False))
     grpo: GRPOStage = field(default_factory=GRPOStage)
+    evaluation: EvalSettings = field(default_factory=EvalSettings)
 
     # ------------------------------------------------------------------ derived
     @property
@@ -380,11 +417,47 @@ def _check_vision(cfg: RunConfig) -> None:
                "base would ignore the vision warm-up; set it to vision (or vision.enabled: false)")
 
 
+def _check_tiny(sizes: dict[str, Any], spec_cls: type) -> None:
+    """``model.tiny``: whole numbers of the right sign (seed >= 0, every size >= 1) that make a
+    consistent :class:`medlib.models.TinyQwenSpec`."""
+    hints = typing.get_type_hints(spec_cls)
+    for k, v in sizes.items():
+        where = f"model.tiny.{k}"
+        if hints[k] is int:
+            _check(isinstance(v, int) and not isinstance(v, bool), where, f"must be a whole number, got {v!r}")
+            _check(v >= (0 if k == "seed" else 1), where, f"must be >= {0 if k == 'seed' else 1}, got {v}")
+        elif hints[k] is float:
+            _check(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and v > 0, where,
+                   f"must be a number > 0, got {v!r}")
+        else:
+            _check(isinstance(v, list | tuple) and all(isinstance(x, int) and x >= 1 for x in v), where,
+                   f"must be a list of whole numbers >= 1, got {v!r}")
+    try:
+        spec_cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in sizes.items()}).check()
+    except ValueError as e:
+        raise ConfigError(f"model.tiny: {e}") from None
+
+
+def _check_source_function(source: str) -> None:
+    """``data.source`` of the form ``package.module:function``: the module imports and has it."""
+    import importlib
+
+    module, _, fn = source.partition(":")
+    try:
+        mod = importlib.import_module(module)
+    except ImportError as e:
+        raise ConfigError(f"data.source: cannot import {module!r} ({e}); give one of {SOURCES} or an "
+                          "importable 'package.module:function'") from None
+    _check(callable(getattr(mod, fn, None)), "data.source", f"module {module!r} has no function {fn!r}")
+
+
 def validate(cfg: RunConfig) -> RunConfig:
     """Check every value of ``cfg`` (device-independent checks; see :func:`check_device`)."""
     _check(cfg.paper in PAPERS, "paper", f"must be one of {PAPERS}, got {cfg.paper!r}")
     _check(bool(re.fullmatch(r"[\w.+-]+(/[\w.+-]+)*", cfg.name or "")), "name",
            f"must be a non-empty folder name (letters, digits, _ . + -), got {cfg.name!r}")
+    _check(not {".", ".."} & set((cfg.name or "").split("/")), "name",
+           f"must stay inside output_dir (no '.' or '..' parts), got {cfg.name!r}")
     _check(cfg.device in DEVICES, "device", f"must be one of {DEVICES}, got {cfg.device!r}")
     _check(all(r in ("tensorboard", "none") for r in cfg.report_to), "report_to",
            f"supported: tensorboard, none; got {cfg.report_to}")
@@ -407,9 +480,12 @@ def validate(cfg: RunConfig) -> RunConfig:
 
         bad = sorted(set(m.tiny) - set(TinyQwenSpec.__dataclass_fields__))
         _check(not bad, "model.tiny", f"unknown size(s) {bad}; valid: {sorted(TinyQwenSpec.__dataclass_fields__)}")
+        _check_tiny(m.tiny, TinyQwenSpec)
     d = cfg.data
     _check(d.source in SOURCES or bool(_SOURCE_FN.match(d.source)), "data.source",
            f"must be one of {SOURCES} or 'package.module:function', got {d.source!r}")
+    if d.source not in SOURCES:
+        _check_source_function(d.source)
     if d.source == "m3d_seg":
         _check(len(d.subsets) > 0, "data.subsets", "m3d_seg needs the M3D-Seg dataset ids to use, e.g. [\"0004\"]")
     if d.template:
@@ -430,6 +506,12 @@ def validate(cfg: RunConfig) -> RunConfig:
     _check(cfg.sft.max_length is None or cfg.sft.max_length >= 16, "sft.max_length",
            f"must be >= 16 or null, got {cfg.sft.max_length}")
     _check(cfg.sft.init_from != "sft", "sft.init_from", "an SFT stage cannot start from its own result")
+    e = cfg.evaluation
+    _check(e.repetition_penalty > 0, "evaluation.repetition_penalty", f"must be > 0, got {e.repetition_penalty}")
+    from ..metrics import MEDREASONER_VARIANTS
+
+    _check(e.metric_variant in MEDREASONER_VARIANTS, "evaluation.metric_variant",
+           f"must be one of {MEDREASONER_VARIANTS}, got {e.metric_variant!r}")
     g = cfg.grpo
     _check(g.num_generations >= 2, "grpo.num_generations", f"GRPO needs >= 2 generations, got {g.num_generations}")
     _check(g.beta >= 0, "grpo.beta", f"must be >= 0, got {g.beta}")
@@ -443,6 +525,13 @@ def validate(cfg: RunConfig) -> RunConfig:
            f"must be one of {SCALE_REWARDS}, got {g.scale_rewards!r}")
     _check(g.epsilon > 0, "grpo.epsilon", f"must be > 0, got {g.epsilon}")
     _check(g.num_iterations >= 1, "grpo.num_iterations", f"must be >= 1, got {g.num_iterations}")
+    for k in ("rollout_batch_prompts", "update_batch_prompts"):
+        v = getattr(g, k)
+        _check(v is None or v >= 1, f"grpo.{k}", f"must be >= 1 or null, got {v}")
+    if g.rollout_batch_prompts and g.update_batch_prompts:
+        _check(g.rollout_batch_prompts % g.update_batch_prompts == 0, "grpo.rollout_batch_prompts",
+               f"must be a multiple of grpo.update_batch_prompts ({g.update_batch_prompts}), "
+               f"got {g.rollout_batch_prompts}")
     _check(g.vllm_mode in VLLM_MODES, "grpo.vllm_mode", f"must be one of {VLLM_MODES}, got {g.vllm_mode!r}")
     _check(0 < g.vllm_gpu_memory_utilization <= 1, "grpo.vllm_gpu_memory_utilization",
            f"must be in (0, 1], got {g.vllm_gpu_memory_utilization}")
@@ -481,51 +570,138 @@ def check_device(cfg: RunConfig) -> str:
 
 
 # ------------------------------------------------------------------------ loading
-def parse_overrides(items: list[str] | None) -> dict[str, Any]:
-    """``["grpo.beta=0", "data.sizes={train: 8}"]`` -> nested dict (values parsed as YAML)."""
+#: mappings that an override replaces whole instead of merging key by key, by path: a reward set
+#: ``{name: weight}`` is the set of rewards a run optimises, so an override that gives one without
+#: the semantic reward drops it (MedGround-R1 Table 3's ablation). A dotted override *into* the
+#: set (``grpo.rewards.spatial=2``) changes that one weight.
+REPLACED_WHOLE = (("grpo", "rewards"),)
+_OVERRIDE_KEY = re.compile(r"[\w-]+(?:\.[\w-]+)*")
+
+
+def merge_config(base: dict[str, Any], over: dict[str, Any], _path: tuple[str, ...] = ()) -> dict[str, Any]:
+    """``base`` with ``over`` merged in (neither is modified): mappings merge key by key, except
+    those of :data:`REPLACED_WHOLE`, which ``over`` replaces; any other value replaces."""
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        path = (*_path, k)
+        merge = isinstance(v, dict) and isinstance(out.get(k), dict) and path not in REPLACED_WHOLE
+        out[k] = merge_config(out[k], v, path) if merge else copy.deepcopy(v)
+    return out
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    """``"grpo.beta=0"`` -> ``("grpo.beta", 0)``, the value read as YAML; one ConfigError
+    sentence naming the key when the item or its value is malformed."""
     import yaml
 
-    out: dict[str, Any] = {}
-    for item in items or []:
-        if "=" not in item:
-            raise ConfigError(f"override {item!r} must look like section.key=value")
-        key, raw = item.split("=", 1)
-        node = out
-        parts = key.strip().split(".")
-        for p in parts[:-1]:
-            node = node.setdefault(p, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"override {item!r} conflicts with another override of {p}")
-        node[parts[-1]] = yaml.safe_load(raw)
+    if not isinstance(item, str) or "=" not in item:
+        raise ConfigError(f"override {item!r} must look like section.key=value, e.g. grpo.beta=0")
+    key, raw = (part.strip() for part in item.split("=", 1))
+    if not _OVERRIDE_KEY.fullmatch(key):
+        raise ConfigError(f"override {item!r}: {key!r} is not a dotted config key such as grpo.beta")
+    try:
+        return key, yaml.safe_load(raw)
+    except yaml.YAMLError as e:
+        why = getattr(e, "problem", None) or type(e).__name__
+        raise ConfigError(f"{key}: the override value {raw!r} is not valid YAML ({why}); close its brackets "
+                          "or quote it") from None
+
+
+def _field_type(path: list[str]) -> Any:
+    """The annotation of the config field at ``path`` (Any below a free-form mapping);
+    ConfigError naming the first unknown key."""
+    tp: Any = RunConfig
+    for i, part in enumerate(path):
+        if not dataclasses.is_dataclass(tp):
+            return Any  # inside a {name: value} mapping such as grpo.rewards or model.tiny
+        fields = {f.name for f in dataclasses.fields(tp)}
+        if part not in fields:
+            where = ".".join(path[:i])
+            raise ConfigError(f"unknown config key {'.'.join(path[: i + 1])}; valid keys"
+                              f"{' of ' + where if where else ''}: {', '.join(sorted(fields))}")
+        tp = typing.get_type_hints(tp)[part]
+    return tp
+
+
+def check_override(item: str) -> tuple[str, Any]:
+    """:func:`parse_override`, plus: the key exists and the value has the field's type."""
+    key, value = parse_override(item)
+    tp = _field_type(key.split("."))
+    if tp is not Any:
+        _coerce(value, tp, key)
+    return key, value
+
+
+def apply_override(data: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
+    """``data`` with ``value`` set at the dotted ``key`` (a mapping value merges into a mapping
+    there, as :func:`merge_config` does)."""
+    path = key.split(".")
+    out = copy.deepcopy(data)
+    node = out
+    for i, part in enumerate(path[:-1]):
+        nxt = node.get(part)
+        if nxt is None and tuple(path[: i + 1]) in REPLACED_WHOLE:
+            raise ConfigError(f"{key}: {'.'.join(path[: i + 1])} is the paper's default set here; give the whole "
+                              f"set instead, e.g. {'.'.join(path[: i + 1])}={{format: 1, spatial: 1}}")
+        if nxt is None:
+            nxt = node[part] = {}
+        if not isinstance(nxt, dict):
+            raise ConfigError(f"override {key}: {'.'.join(path[: i + 1])} is {nxt!r}, not a mapping")
+        node = nxt
+    node.update(merge_config(node, {path[-1]: value}, tuple(path[:-1])))
     return out
 
 
-def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for k, v in over.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
+def apply_overrides(data: dict[str, Any], items: list[str] | tuple[str, ...] | None) -> dict[str, Any]:
+    """Every ``"section.key=value"`` of ``items`` applied to ``data``, in order (a later one wins)."""
+    for item in items or ():
+        data = apply_override(data, *parse_override(item))
+    return data
 
 
-def config_from_dict(data: dict[str, Any], overrides: dict[str, Any] | list[str] | None = None) -> RunConfig:
-    """A validated :class:`RunConfig` from a nested dict plus overrides."""
+def parse_overrides(items: list[str] | None) -> dict[str, Any]:
+    """``["grpo.beta=0", "data.sizes={train: 8}"]`` -> nested dict (values parsed as YAML)."""
+    return apply_overrides({}, items)
+
+
+def config_from_dict(data: dict[str, Any], overrides: dict[str, Any] | list[str] | tuple[str, ...] | None = None) -> RunConfig:
+    """A validated :class:`RunConfig` from a nested dict plus overrides: ``"section.key=value"``
+    strings applied in order (:func:`apply_overrides`) or a nested dict (:func:`merge_config`)."""
     if not isinstance(data, dict):
         raise ConfigError(f"a run config must be a mapping, got {type(data).__name__}")
-    over = parse_overrides(overrides) if isinstance(overrides, list) else (overrides or {})
-    return validate(_build(RunConfig, _merge(data, over)))
+    if isinstance(overrides, list | tuple):
+        merged = apply_overrides(data, list(overrides))
+    else:
+        merged = merge_config(data, overrides or {})
+    return validate(_build(RunConfig, merged))
 
 
-def load_config(path: str | Path, overrides: dict[str, Any] | list[str] | None = None) -> RunConfig:
-    """Read a YAML run config (see ``configs/<paper>/*.yaml``) and validate it."""
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The mapping of a YAML config file; one ConfigError sentence when it is missing, not
+    UTF-8 text or not valid YAML."""
     import yaml
 
     p = Path(path)
     if not p.is_file():
-        raise ConfigError(f"{p}: config file not found")
+        raise ConfigError(f"{p}: config file not found" + (" (it is a folder)" if p.is_dir() else ""))
     try:
-        data = yaml.safe_load(p.read_text()) or {}
+        text = p.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{p}: not UTF-8 text (byte {e.start} is 0x{e.object[e.start]:02x}); save the file "
+                          "as UTF-8") from None
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        raise ConfigError(f"{p}: not valid YAML ({e})") from e
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise ConfigError(f"{p}: not valid YAML{where} ({getattr(e, 'problem', None) or type(e).__name__})") from None
+    return {} if data is None else data
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | list[str] | None = None) -> RunConfig:
+    """Read a YAML run config (see ``configs/<paper>/*.yaml``) and validate it."""
+    p = Path(path)
+    data = read_config_file(p)
     try:
         return config_from_dict(data, overrides)
     except ConfigError as e:

@@ -37,46 +37,52 @@ from .config import RunConfig
 
 # ---------------------------------------------------------------------------- sources
 def load_records(cfg: RunConfig, split: str) -> list:
-    """Records of ``split`` from ``cfg.data`` (generated first for chest / toy2d / toy3d when
-    the folder holds no data yet); truncated to ``data.max_samples`` for the training split."""
+    """Records of ``split`` from ``cfg.data``; the synthetic sources (chest, umrg_synth, ct_synth,
+    toy2d, toy3d) are generated first unless the folder holds a complete generation of the same
+    settings (:func:`medlib.benchmark.generated.ensure_generated`: an interrupted generation or
+    changed ``data.sizes`` are generated again); truncated to ``data.max_samples`` for the
+    training split."""
+    from ..benchmark.generated import ensure_generated
+
     d = cfg.data
     root = cfg.data_root()
+    spec = {"source": d.source, "sizes": d.sizes, "image_size": d.image_size, "seed": d.seed}
+    spec3d = {"source": d.source, "sizes": d.sizes, "volume_shape": list(d.volume_shape), "seed": d.seed}
     if d.source == "chest":
         from ..benchmark.chest import generate_chest
         from ..data.mscxr import load_mscxr
 
-        if not (root / "ms_cxr" / f"MS_CXR_{split}.json").is_file():
-            generate_chest(root, d.sizes, image_size=d.image_size, seed=d.seed, progress=cfg.progress)
+        ensure_generated(root, spec, lambda: generate_chest(root, d.sizes, image_size=d.image_size, seed=d.seed,
+                                                            progress=cfg.progress), "chest benchmark")
         recs = load_mscxr(root / "ms_cxr", split)
     elif d.source == "umrg_synth":
         from ..benchmark.multimodal import generate_umrg
         from ..data.umrg import load_umrg
 
-        if not _has_files(root):
-            generate_umrg(root, d.sizes, image_size=d.image_size, seed=d.seed)
+        ensure_generated(root, spec, lambda: generate_umrg(root, d.sizes, image_size=d.image_size, seed=d.seed),
+                         "U-MRG-format benchmark")
         recs = load_umrg(root, split)
     elif d.source == "ct_synth":
         from ..benchmark.ct import generate_ct
         from ..data.m3d import load_m3d_refseg
 
-        if not _has_files(root):
-            generate_ct(root, d.sizes, shape=tuple(d.volume_shape), seed=d.seed)
+        ensure_generated(root, spec3d, lambda: generate_ct(root, d.sizes, shape=tuple(d.volume_shape), seed=d.seed),
+                         "CT benchmark")
         recs = load_m3d_refseg(root, split)
     elif d.source in ("mscxr", "chestxray8", "umrg", "m3d_refseg"):
         from ..data.catalog import load_dataset
 
-        recs = load_dataset("ms_cxr" if d.source == "mscxr" else d.source, root, split)
+        recs = load_dataset("ms_cxr" if d.source == "mscxr" else d.source, root, split,
+                            allow_outside_root=d.allow_outside_root)
     elif d.source == "m3d_seg":
         from ..data.m3d import load_m3d_seg
 
-        recs = [r for sub in d.subsets for r in load_m3d_seg(root, sub, split)]
+        recs = [r for sub in d.subsets for r in load_m3d_seg(root, sub, split, allow_outside_root=d.allow_outside_root)]
     elif d.source == "toy2d":
-        if not (root / f"{split}.json").is_file():
-            write_toy2d(root, d.sizes, d.image_size, d.seed)
+        ensure_generated(root, spec, lambda: write_toy2d(root, d.sizes, d.image_size, d.seed), "toy data")
         recs = read_toy(root, split)
     elif d.source == "toy3d":
-        if not (root / f"{split}.json").is_file():
-            write_toy3d(root, d.sizes, d.volume_shape, d.seed)
+        ensure_generated(root, spec3d, lambda: write_toy3d(root, d.sizes, d.volume_shape, d.seed), "toy data")
         recs = read_toy(root, split)
     else:
         mod_name, fn_name = d.source.split(":")
@@ -96,11 +102,6 @@ def load_records(cfg: RunConfig, split: str) -> list:
     return recs
 
 
-def _has_files(root: Path) -> bool:
-    return root.is_dir() and any(root.iterdir())
-
-
-# ----------------------------------------------------------------------- toy datasets
 def _rng(seed: int, split: str, i: int) -> np.random.Generator:
     import zlib
 

@@ -2,7 +2,7 @@
 
 MedVol-R1's cold start (Sec. 2.4: LoRA rank 128 on all linear layers, targets from Top-K
 visibility sampling), MedGround-R1's SFT baseline (Table 4) and the CPU warm start of the tiny
-model (REFERENCE_NOTES section 10). Rows are prompt-completion pairs; the loss covers only the
+model (docs/grpo.md#small-models-on-a-cpu). Rows are prompt-completion pairs; the loss covers only the
 completion (``completion_only_loss``).
 """
 

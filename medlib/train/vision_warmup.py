@@ -1,5 +1,5 @@
 """Vision-tower warm-up: a dense per-token objective that teaches a small random vision tower where
-the findings are before any language-model training (REFERENCE_NOTES section 10).
+the findings are before any language-model training (docs/grpo.md#small-models-on-a-cpu).
 
 For every merged image token (the 2 x 2 patch groups that Qwen2.5-VL's merger turns into one
 language-model embedding, 28 x 28 pixels of the resized image), a linear head on the merger's
