@@ -147,3 +147,15 @@ def test_committed_figures_are_what_the_committed_results_give(monkeypatch):
     monkeypatch.delenv("MEDLIB_RESULTS_DIR", raising=False)
     monkeypatch.delenv("MEDLIB_FIGURES_DIR", raising=False)
     assert rf.check_figures() == []
+
+
+def test_cli_figures_then_check_figures(results, tmp_path, monkeypatch, capsys):
+    from medlib.__main__ import main
+
+    monkeypatch.setenv("MEDLIB_FIGURES_DIR", str(tmp_path / "figs"))
+    _ablation(results)
+    assert main(["check-figures"]) == 1  # not drawn yet
+    assert "91_medground_ablation_smoke.png is missing" in capsys.readouterr().err
+    assert main(["figures"]) == 0
+    assert main(["check-figures"]) == 0
+    assert capsys.readouterr().out.strip().endswith("figures check: ok")
