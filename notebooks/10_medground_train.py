@@ -51,11 +51,11 @@ EVAL_LIMIT = None          # evaluate on the first N test records (None: all)
 
 # %%
 import matplotlib.pyplot as plt
-import pandas as pd
 from IPython.display import display
 
 from medlib.experiments import Variant, mean_over_seeds, run_ablation, start_run
 from medlib.paths import repo_path, results_dir
+from medlib.report_figures import plot_ablation, plot_training_curves
 from medlib.tables import our_data, our_model, ours_rows, write_ours
 from medlib.train import load_config
 from medlib.viz import save_figure
@@ -103,14 +103,7 @@ display(runs[["variant", "seed", "stage", "steps", "train_seconds", "n", "refusa
               "Acc", "Acc_lo", "Acc_hi"]].round(2))
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), sharey=False)
-for ax, metric in zip(axes, ("mIoU", "Acc")):
-    one = runs[runs["seed"] == SEEDS[0]]
-    ax.bar(one["variant"], one[metric], yerr=[one[metric] - one[f"{metric}_lo"], one[f"{metric}_hi"] - one[metric]],
-           color=["grey"] + ["tab:blue"] * 3 + ["tab:orange"] * 3 + ["tab:green"], capsize=3)
-    ax.set_ylabel(f"{metric} (%)"); ax.set_title(f"{metric} on held-out test ({PROFILE}, seed {SEEDS[0]})")
-    ax.tick_params(axis="x", rotation=45)
-fig.tight_layout()
+fig = plot_ablation(f"medground_ablation_{PROFILE}", runs)
 save_figure(fig, "10_medground_ablations")
 plt.show()
 
@@ -120,17 +113,7 @@ plt.show()
 # Per-reward means logged by the trainer at every logging step (`results/training/`).
 
 # %%
-logs = results_dir("training", f"medground_{PROFILE}")
-fig, axes = plt.subplots(1, 3, figsize=(14, 3.5))
-for v in ("G2", "G4", "G8"):
-    df = pd.read_csv(logs / f"{v}_seed{SEEDS[0]}.csv")
-    df = df[df["loss"].notna()] if "loss" in df else df
-    for ax, col in zip(axes, ("reward", "rewards/medground_spatial/mean", "kl")):
-        if col in df:
-            ax.plot(df["step"], df[col], marker=".", label=v)
-            ax.set_title(col); ax.set_xlabel("step")
-axes[0].legend()
-fig.tight_layout()
+fig = plot_training_curves(f"medground_{PROFILE}")
 save_figure(fig, "10_medground_training_curves")
 plt.show()
 

@@ -31,7 +31,7 @@ from medlib.paths import repo_path, results_dir
 from medlib.tables import our_data, our_model, write_ours
 from medlib.train import load_config
 from medlib.train.datasets import load_records
-from medlib.viz import draw_sample, save_figure
+from medlib.viz import plot_prediction_examples, save_figure
 
 overrides = [f"seed={SEED}"] + ([f"data.root={DATA_ROOT}"] if DATA_ROOT else [])
 cfg = load_config(repo_path(f"configs/medground/{PROFILE}.yaml"), overrides)
@@ -61,15 +61,8 @@ display(table)
 # %%
 preds = [json.loads(line) for line in (out / "GRPO" / "predictions.jsonl").read_text().splitlines()]
 records = {r.sample_id: r for r in load_records(grpo_cfg, "test")}
-order = sorted(range(len(preds)), key=lambda i: -preds[i]["iou"])
-pick = [order[0], order[len(order) // 2], order[-1]] if len(order) >= 3 else order
-fig, axes = plt.subplots(1, len(pick), figsize=(4 * len(pick), 4.3), squeeze=False)
-for ax, i in zip(axes[0], pick):
-    p = preds[i]
-    rec = records[p["sample_id"]]
-    draw_sample(ax, rec.load_image(), boxes=[p["gt_box"]], pred_boxes=[p["box"]] if p["box"] else [],
-                title=f"IoU {p['iou']:.2f}: {p['query'][:40]}")
-fig.tight_layout()
+fig = plot_prediction_examples(preds, records, key="iou", label="IoU",
+                               title="MedGround-R1 GRPO (G = 4), test split: best, median and worst IoU")
 save_figure(fig, "11_medground_qualitative")
 plt.show()
 

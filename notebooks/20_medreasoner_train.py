@@ -36,6 +36,7 @@ from IPython.display import display
 
 from medlib.experiments import Variant, mean_over_seeds, run_ablation, start_run
 from medlib.paths import repo_path, results_dir
+from medlib.report_figures import plot_ablation
 from medlib.tables import our_data, our_model, write_ours
 from medlib.train import load_config
 from medlib.viz import save_figure
@@ -64,13 +65,7 @@ display(runs[["variant", "seed", "steps", "train_seconds", "n", "refusals", "mIo
 display(mean_over_seeds(runs, ("mIoU", "pDice")).round(2))
 
 # %%
-one = runs[runs["seed"] == SEEDS[0]]
-fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-for ax, metric, label in zip(axes, ("mIoU", "pDice"), ("box IoU (%)", "pDice (%)")):
-    ax.bar(one["variant"], one[metric], yerr=[one[metric] - one[f"{metric}_lo"], one[f"{metric}_hi"] - one[metric]],
-           capsize=3, color=["grey", "tab:blue", "tab:orange", "tab:red", "tab:green"][: len(one)])
-    ax.set_ylabel(label); ax.set_title(f"{label} by reward design ({PROFILE}, {template} prompt)")
-fig.tight_layout()
+fig = plot_ablation(f"medreasoner_modes_{PROFILE}", runs)
 save_figure(fig, "20_medreasoner_reward_modes")
 plt.show()
 

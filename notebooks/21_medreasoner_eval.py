@@ -26,7 +26,6 @@ SEGMENTER = ""             # "": the config's evaluation.segmenter (smoke: litem
 import json
 
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 from IPython.display import display
 
@@ -36,7 +35,7 @@ from medlib.segment import build_segmenter
 from medlib.tables import our_data, our_model, write_ours
 from medlib.train import load_config
 from medlib.train.datasets import load_records
-from medlib.viz import draw_sample, save_figure
+from medlib.viz import plot_prediction_examples, save_figure
 
 template = TEMPLATE or ("reasoning" if PROFILE == "full" else "direct")
 overrides = [f"seed={SEED}", f"data.template={template}"] + ([f"data.root={DATA_ROOT}"] if DATA_ROOT else [])
@@ -68,18 +67,8 @@ display(pd.DataFrame({k: {"n": s["n"], "# Ref.": s["refusals"], **{f"{m} (%)": f
 # %%
 preds = [json.loads(line) for line in (out / "RL(Soft)_with_masks" / "predictions.jsonl").read_text().splitlines()]
 records = {r.sample_id: r for r in load_records(soft_cfg, "test")}
-order = sorted(range(len(preds)), key=lambda i: -preds[i]["mask_dice"])
-pick = [order[0], order[len(order) // 2], order[-1]] if len(order) >= 3 else order
-fig, axes = plt.subplots(1, len(pick), figsize=(4 * len(pick), 4.3), squeeze=False)
-for ax, i in zip(axes[0], pick):
-    p, rec = preds[i], records[preds[i]["sample_id"]]
-    img = rec.load_image()
-    pred_mask = None
-    if p["box"]:
-        pred_mask = segmenter.segment_2d(img, box=np.asarray(p["box"]), points=np.asarray(p["points"]) if p["points"] else None)
-    draw_sample(ax, img, boxes=[p["gt_box"]], pred_boxes=[p["box"]] if p["box"] else [], points=p["points"],
-                mask=pred_mask, title=f"Dice {p['mask_dice']:.2f}: {p['query'][:38]}")
-fig.tight_layout()
+fig = plot_prediction_examples(preds, records, key="mask_dice", label="mask Dice", segmenter=segmenter,
+                               title=f"MedReasoner RL (soft), test split: best, median and worst mask Dice (masks: {segmenter.name})")
 save_figure(fig, "21_medreasoner_qualitative")
 plt.show()
 

@@ -42,6 +42,7 @@ from IPython.display import display
 
 from medlib.experiments import MEDVOL_CPU_ARMS, medvol_arms, medvol_segmenter, run_ablation, start_run
 from medlib.paths import repo_path, results_dir
+from medlib.report_figures import plot_ablation
 from medlib.train import load_config
 from medlib.viz import save_figure
 
@@ -67,13 +68,7 @@ cols = [c for c in ("variant", "seed", "steps", "train_seconds", "n", "refusals"
 display(runs[cols].round(2))
 
 # %%
-one = runs[runs["seed"] == SEEDS[0]]
-fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-for ax, metric in zip(axes, ("DSC", "key_hit")):
-    if metric in one:
-        ax.bar(one["variant"], one[metric], color="tab:blue")
-        ax.set_ylabel(f"{metric} (%)"); ax.set_title(f"{metric} by arm ({PROFILE}, n={int(one['n'].iloc[0])})")
-fig.tight_layout()
+fig = plot_ablation(f"medvol_ablation_{PROFILE}", runs)
 save_figure(fig, "30_medvol_arms")
 plt.show()
 

@@ -28,7 +28,7 @@ from medlib.segment import build_segmenter
 from medlib.tables import our_data, our_model, ours_rows, write_ours
 from medlib.train import load_config
 from medlib.train.datasets import load_records
-from medlib.viz import save_figure
+from medlib.viz import plot_propagated_slices, save_figure
 
 cfg = load_config(repo_path(f"configs/medvol/{PROFILE}.yaml"), [f"seed={SEED}"])
 # notebook 30's arms: every run and evaluation is reused from its run folders (trained here only if missing)
@@ -63,15 +63,8 @@ if z is not None and p.get("boxes"):
     zs = [t for t in range(int(z) - 4, int(z) + 5, 2) if 0 <= t < vol.shape[0]]
 else:
     pred, zs = np.zeros_like(gt), list(np.linspace(0, vol.shape[0] - 1, 5).astype(int))
-fig, axes = plt.subplots(1, len(zs), figsize=(3 * len(zs), 3.2))
-for ax, t in zip(np.atleast_1d(axes), zs):
-    ax.imshow(np.clip((vol[t] + 160) / 400, 0, 1), cmap="gray")
-    if gt[t].any():
-        ax.contour(gt[t], levels=[0.5], colors="lime", linewidths=0.8)
-    if pred[t].any():
-        ax.contour(pred[t], levels=[0.5], colors="red", linewidths=0.8)
-    ax.set_title(f"z={t}" + (" (key)" if z is not None and t == int(z) else ""), fontsize=8); ax.axis("off")
-fig.suptitle("green: ground truth, red: propagated from the model's key-slice boxes", fontsize=9)
+fig = plot_propagated_slices(vol, gt, pred, zs, key_z=None if z is None else int(z), window=(40, 400),
+                             boxes=p.get("boxes") or [], title=p.get("query", ""))
 save_figure(fig, "31_medvol_propagation")
 plt.show()
 
