@@ -144,6 +144,7 @@ def test_stage_key_ignores_evaluation_and_new_grpo_settings_at_their_defaults():
     from medlib.experiments import GRPO_KEY_EXEMPT_AT_DEFAULT, stage_key
     from medlib.paths import REPO
     from medlib.train.config import load_config
+    from medlib.train.run_folder import DATA_KEY_EXEMPT_AT_DEFAULT
 
     cfg = load_config(REPO / "configs" / "medground" / "smoke.yaml", ["sft.init_from=base", "vision.enabled=false"])
     assert cfg.grpo.init_from == "sft"
@@ -152,9 +153,13 @@ def test_stage_key_ignores_evaluation_and_new_grpo_settings_at_their_defaults():
     old.pop("vision")
     for k in GRPO_KEY_EXEMPT_AT_DEFAULT:
         old["grpo"].pop(k)
+    for k in DATA_KEY_EXEMPT_AT_DEFAULT:
+        old["data"].pop(k)
     key = stage_key(cfg, "grpo")
     assert key == config_hash(old)
     assert key == stage_key(dataclasses.replace(cfg, evaluation=dataclasses.replace(
         cfg.evaluation, repetition_penalty=1.05, metric_variant="paper")), "grpo")
     changed = dataclasses.replace(cfg, grpo=dataclasses.replace(cfg.grpo, update_batch_prompts=4))
     assert stage_key(changed, "grpo") != key
+    outside = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, allow_outside_root=True))
+    assert stage_key(outside, "grpo") != key
