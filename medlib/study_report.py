@@ -146,3 +146,34 @@ def explain(paper: str, paper_name: str) -> str:
                 f"{k.replace('medground_', '')} {100 * v:.0f}%" for k, v in sorted(shares.items(), key=lambda kv: -kv[1]))
                 + ".")
     return "\n".join(lines) if lines else f"no study results for {paper} yet"
+
+
+def describe_arms(runs: pd.DataFrame, metrics, reference: str, seed: int | None = None) -> str:
+    """What an ablation table says, one sentence per arm and metric, every number read from it:
+    the arm's value and 95% interval against ``reference``'s, and whether the two intervals are
+    apart (a difference this table can see) or overlap (one seed and a small test split cannot
+    tell the arms apart; an effect study with several seeds can)."""
+    one = runs if seed is None else runs[runs["seed"] == seed]
+    one = one.set_index("variant")
+    if reference not in one.index:
+        return f"no {reference!r} row to compare with"
+    ref = one.loc[reference]
+    lines = []
+    for arm, r in one.iterrows():
+        if arm == reference:
+            continue
+        for m in metrics:
+            if m not in r or pd.isna(r[m]):
+                continue
+            lo, hi, rlo, rhi = r.get(f"{m}_lo"), r.get(f"{m}_hi"), ref.get(f"{m}_lo"), ref.get(f"{m}_hi")
+            if any(pd.isna(v) for v in (lo, hi, rlo, rhi)):
+                verdict = "no interval to compare"
+            elif lo > rhi:
+                verdict = "above it, intervals apart"
+            elif hi < rlo:
+                verdict = "below it, intervals apart"
+            else:
+                verdict = "intervals overlap: not distinguishable here"
+            lines.append(f"{arm}: {m} {r[m]:.1f} [{lo:.1f}, {hi:.1f}] vs {reference} {ref[m]:.1f} "
+                         f"[{rlo:.1f}, {rhi:.1f}] ({verdict}).")
+    return "\n".join(lines)

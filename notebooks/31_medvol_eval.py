@@ -13,7 +13,8 @@
 PROFILE = "smoke"
 SEED = 0
 BENCH_ROOT = "build/data"
-DATA_ROOT = ""
+DATA_ROOT = ""             # full profile: the M3D-Seg folder, as in notebook 30
+EVAL_LIMIT = 0             # 0: 4 test volumes on CPU profiles, all on full (as notebook 30, whose evaluations this reuses)
 
 # %%
 import json
@@ -25,20 +26,34 @@ from IPython.display import display
 from medlib.experiments import MEDVOL_CPU_ARMS, medvol_arms, medvol_segmenter, run_ablation, start_run
 from medlib.paths import repo_path
 from medlib.segment import build_segmenter
+from medlib.study_report import describe_arms
 from medlib.tables import our_data, our_model, ours_rows, write_ours
 from medlib.train import load_config
 from medlib.train.datasets import load_records
 from medlib.viz import plot_propagated_slices, save_figure
 
-cfg = load_config(repo_path(f"configs/medvol/{PROFILE}.yaml"), [f"seed={SEED}"])
+overrides = [f"seed={SEED}"] + ([f"data.root={DATA_ROOT}"] if DATA_ROOT else [])
+cfg = load_config(repo_path(f"configs/medvol/{PROFILE}.yaml"), overrides)
 # notebook 30's arms: every run and evaluation is reused from its run folders (trained here only if missing)
 arms = medvol_arms(cfg)
 names = list(arms) if PROFILE == "full" else list(MEDVOL_CPU_ARMS)
 start = start_run(cfg)
 runs = run_ablation(cfg, start["model_dir"], [arms[a] for a in names], group=f"medvol_{PROFILE}", seeds=[SEED],
-                    limit=None if PROFILE == "full" else 4, profile=PROFILE, include_start="sft_only",
+                    limit=EVAL_LIMIT or (None if PROFILE == "full" else 4), profile=PROFILE, include_start="sft_only",
                     segmenter=medvol_segmenter())
 display(runs.round(2))
+
+# %% [markdown]
+# ## What these numbers say
+#
+# Each arm against the SFT-only model it started from, on the first seed's test split (intervals:
+# bootstrap 95% over the test volumes). At this scale (a tiny model, two GRPO steps, four test volumes) overlapping intervals are the
+# expected outcome and say only that one seed on a small split cannot tell the arms apart; whether
+# the paper's Table 1 and 2a directions (SFT+RL above pure SFT) holds is the effect study's question (the last section).
+
+# %%
+print(describe_arms(runs, ("DSC", "IoU"), "sft_only", SEED))
+
 
 # %% [markdown]
 # ## One volume, slice by slice

@@ -79,3 +79,20 @@ def test_arm_and_control_on_different_items_is_an_error(tmp_path):
     a, c = (effects.item_values(tmp_path / x, "Acc") for x in "ac")
     with pytest.raises(ValueError, match="different items"):
         effects.paired_arrays(a, c)
+
+
+def test_describe_arms_reads_overlap_from_the_intervals():
+    import pandas as pd
+
+    from medlib.study_report import describe_arms
+
+    runs = pd.DataFrame([
+        {"variant": "sft_start", "seed": 0, "DSC": 20.0, "DSC_lo": 15.0, "DSC_hi": 25.0},
+        {"variant": "full", "seed": 0, "DSC": 30.0, "DSC_lo": 26.0, "DSC_hi": 34.0},
+        {"variant": "no_Rc", "seed": 0, "DSC": 22.0, "DSC_lo": 18.0, "DSC_hi": 27.0},
+        {"variant": "full", "seed": 1, "DSC": 10.0, "DSC_lo": 5.0, "DSC_hi": 12.0},
+    ])
+    text = describe_arms(runs, ("DSC",), "sft_start", seed=0).splitlines()
+    assert text[0].startswith("full: DSC 30.0 [26.0, 34.0] vs sft_start 20.0") and "above it, intervals apart" in text[0]
+    assert "not distinguishable" in text[1] and len(text) == 2
+    assert describe_arms(runs, ("DSC",), "sft_only") == "no 'sft_only' row to compare with"
