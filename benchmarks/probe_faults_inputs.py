@@ -5,7 +5,7 @@ wrong value.
 Probes: repeated ``--set`` on every command that takes it (and the reward-set override through
 the CLI and a notebook variant), malformed override values, a non-UTF-8 config, an unknown
 ``data.source``, a negative model size, unknown keys (each through ``python -m medlib.train``,
-``python -m medlib.evaluate`` and ``python -m medlib.learning_study``), the CLI edges (``--limit
+``python -m medlib.evaluate`` and ``python -m medlib.study.learning``), the CLI edges (``--limit
 0``, ``--batch-size 0``, ``--bootstrap 0``, ``--out`` a file, an unknown profile, ``--only 99``),
 models that cannot load (fail at stage start), and adversarial completions through every parser
 (the 16,000-digit ``<slice 3> [`` completion included). Commands run in this process with their
@@ -80,7 +80,7 @@ def evaluate_main(argv):
 
 
 def study_main(argv):
-    from medlib.learning_study import main
+    from medlib.study.learning import main
 
     return main(argv)
 
@@ -93,10 +93,10 @@ def medlib_main(argv):
 
 # ---------------------------------------------------------------------------- probes
 def override_probes(tmp: Path) -> list[dict]:
-    import medlib.learning_study as ls
+    import medlib.study.learning as ls
     import medlib.train.datasets as datasets
     from medlib.data.io import DatasetError
-    from medlib.experiments import Variant, variant_config
+    from medlib.study.ablation import Variant, variant_config
     from medlib.train.config import load_config
 
     probes = []

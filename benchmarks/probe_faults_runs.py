@@ -286,7 +286,7 @@ def data_probes(tmp: Path) -> None:
 
     @probe("benchmark generation interrupted, then rerun", "benchmark")
     def _():
-        import medlib.benchmark.chest as chest
+        import medlib.synthetic.chest as chest
 
         real = chest._write_chestxray8
         chest._write_chestxray8 = lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt("killed"))

@@ -77,14 +77,14 @@ def main(argv: list[str] | None = None) -> int:
         except NotebookFailed as e:
             print(f"\nFAILED: {e}", file=sys.stderr)
             return 1
-        from .report_figures import write_figures
+        from .report.figures import write_figures
 
         print(f"redrew {len(write_figures())} figure files from results/")
         return _report_results(args.profile, [r.name for r in runs])
     if args.cmd == "check-results":
         return _report_results(args.profile, None, args.dir)
     if args.cmd == "compare-results":
-        from .results_compare import compare_results
+        from .report.compare import compare_results
 
         out = compare_results(args.a, args.b, abs_tol=args.abs_tol)
         for d in out["differences"]:
@@ -93,13 +93,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"compared {out['numbers']} numbers in {out['files']} files: {verdict}")
         return 1 if out["differences"] else 0
     if args.cmd == "figures":
-        from .report_figures import write_figures
+        from .report.figures import write_figures
 
         written = write_figures(args.out)
         print(f"wrote {len(written)} figure files to {args.out or 'figures/'}")
         return 0
     if args.cmd == "check-figures":
-        from .report_figures import check_figures
+        from .report.figures import check_figures
 
         problems = check_figures()
         for p in problems:
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"figures check: {'ok' if not problems else f'{len(problems)} problem(s)'}")
         return 1 if problems else 0
     if args.cmd == "benchmark":
-        from .benchmark import build_benchmark
+        from .synthetic import build_benchmark
 
         try:
             summary = build_benchmark(args.root, profile=args.profile, seed=args.seed)
@@ -154,9 +154,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _report_results(profile: str | None, notebooks: list[str] | None, folder: Path | None = None) -> int:
-    """Print the problems :func:`medlib.results_check.check_results` finds; 1 when there are any."""
+    """Print the problems :func:`medlib.report.check.check_results` finds; 1 when there are any."""
     from .paths import results_dir
-    from .results_check import check_results
+    from .report.check import check_results
 
     folder = folder or results_dir()
     problems = check_results(folder, profile, notebooks)

@@ -33,10 +33,10 @@ import pandas as pd
 import torch
 from IPython.display import display
 
-from medlib.benchmark import benchmark_dir, build_benchmark
 from medlib.data import load_benchmark
 from medlib.paths import repo_path, results_dir
-from medlib.viz import save_figure
+from medlib.report.viz import save_figure
+from medlib.synthetic import benchmark_dir, build_benchmark
 
 torch.manual_seed(SEED)
 torch.set_num_threads(2)

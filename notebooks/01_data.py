@@ -26,13 +26,13 @@ import json
 import pandas as pd
 from IPython.display import display
 
-from medlib.benchmark import PROFILES, benchmark_dir, build_benchmark
 from medlib.data import find_real_datasets, load_benchmark, load_dataset
 from medlib.data.catalog import real_chestxray8_box_table
 from medlib.data.chestxray8 import load_chestxray8
 from medlib.data.stats import describe_2d, describe_3d
 from medlib.paths import results_dir
-from medlib.viz import plot_records_grid, plot_volume_slices, save_figure
+from medlib.report.viz import plot_records_grid, plot_volume_slices, save_figure
+from medlib.synthetic import PROFILES, benchmark_dir, build_benchmark
 
 bench_profile = PROFILE if PROFILE in PROFILES else "smoke"
 bench = benchmark_dir(BENCH_ROOT, bench_profile, SEED)

@@ -32,6 +32,7 @@ from IPython.display import display
 
 from medlib.geometry import mask_to_boxes
 from medlib.paths import results_dir
+from medlib.report.viz import draw_sample, save_figure
 from medlib.rewards.analysis import (
     ThresholdFloodSegmenter,
     disagreements,
@@ -50,7 +51,6 @@ from medlib.rewards.analysis import (
 )
 from medlib.rewards.smoothing import smooth_exp_official, smooth_exp_paper, smooth_log_official
 from medlib.semantic import load_scorer
-from medlib.viz import draw_sample, save_figure
 
 pd.set_option("display.max_colwidth", 110)
 pd.set_option("display.width", 200)

@@ -72,7 +72,7 @@ from medlib.grpo_objective import (
     with_provenance,
 )
 from medlib.paths import results_dir
-from medlib.viz import save_figure
+from medlib.report.viz import save_figure
 
 torch.set_num_threads(1)
 pd.set_option("display.width", 200)

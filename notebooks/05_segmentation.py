@@ -36,7 +36,8 @@ import pandas as pd
 import torch
 from IPython.display import display
 
-from medlib.reported import load_reported
+from medlib.report.reported import load_reported
+from medlib.report.viz import save_figure
 from medlib.segment.colin27 import INSTALL_HINT, colin27_available, structure_cases
 from medlib.segment.figures import plot_prompt_examples, plot_propagation
 from medlib.segment.measure import (
@@ -50,7 +51,6 @@ from medlib.segment.measure import (
     table4_comparison,
 )
 from medlib.segment.quality import DELTA, propagate_case
-from medlib.viz import save_figure
 
 pd.set_option("display.width", 200)
 torch.set_num_threads(2)

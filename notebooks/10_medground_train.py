@@ -16,7 +16,7 @@
 # rewards from `medlib.rewards`) at the scale the profile allows, every arm starting from the same
 # SFT checkpoint (the CPU profile needs an SFT cold start: a small model from random initialisation
 # cannot find the answer format by sampling; docs/grpo.md). The arms, their training
-# and their evaluation are `medlib.experiments.run_ablation`; the configs are
+# and their evaluation are `medlib.study.ablation.run_ablation`; the configs are
 # `configs/medground/<profile>.yaml`. Runs are cached in the run folder: rerunning the notebook
 # reuses every finished arm and resumes an interrupted one.
 #
@@ -34,7 +34,7 @@
 # So the smoke config leaves the warm-up out (it would cost 20 s of the batch's 20 minutes) and the
 # learning-study config (`configs/medground/learning.yaml`) keeps it as the recipe known to work
 # (`vision.enabled: true` switches it on anywhere). Whether GRPO
-# improves on SFT is the three-seed learning study (`python -m medlib.learning_study --config
+# improves on SFT is the three-seed learning study (`python -m medlib.study.learning --config
 # configs/medground/learning.yaml --seeds 0 1 2`, `results/learning_study_learning.*`), shown at the
 # end of this notebook.
 #
@@ -55,12 +55,12 @@ EVAL_LIMIT = None          # evaluate on the first N test records (None: all)
 import matplotlib.pyplot as plt
 from IPython.display import display
 
-from medlib.experiments import Variant, mean_over_seeds, run_ablation, start_run
 from medlib.paths import repo_path, results_dir
-from medlib.report_figures import plot_ablation, plot_training_curves
-from medlib.tables import our_data, our_model, ours_rows, write_ours
+from medlib.report.figures import plot_ablation, plot_training_curves
+from medlib.report.tables import our_data, our_model, ours_rows, write_ours
+from medlib.report.viz import save_figure
+from medlib.study.ablation import Variant, mean_over_seeds, run_ablation, start_run
 from medlib.train import load_config
-from medlib.viz import save_figure
 
 overrides = [f"seed={SEED}"] + ([f"data.root={DATA_ROOT}"] if DATA_ROOT else [])
 cfg = load_config(repo_path(f"configs/medground/{PROFILE}.yaml"), overrides)
@@ -154,11 +154,11 @@ print("written to", results_dir("ours"))
 # differences are paired per seed.
 
 # %%
-from medlib.learning_study import load_study
+from medlib.study.learning import load_study
 
 study = load_study("learning")
 if study is None:
-    print("no results/learning_study_learning.json yet: python -m medlib.learning_study "
+    print("no results/learning_study_learning.json yet: python -m medlib.study.learning "
           "--config configs/medground/learning.yaml --seeds 0 1 2")
 else:
     display(study["per_seed"])
@@ -178,8 +178,8 @@ else:
 # zero in the paper's direction. This cell reads the committed results; it trains nothing.
 
 # %%
-from medlib.effects import load_effects
-from medlib.study_report import arm_means, explain, plot_passk, plot_signal, selection_table, study_files
+from medlib.study.effects import load_effects
+from medlib.study.report import arm_means, explain, plot_passk, plot_signal, selection_table, study_files
 
 files = study_files("medground")
 if "arms" not in files:

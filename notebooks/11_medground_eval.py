@@ -26,12 +26,12 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import display
 
-from medlib.experiments import Variant, evaluate_model, start_run, train_variant, variant_config
 from medlib.paths import repo_path, results_dir
-from medlib.tables import our_data, our_model, write_ours
+from medlib.report.tables import our_data, our_model, write_ours
+from medlib.report.viz import plot_prediction_examples, save_figure
+from medlib.study.ablation import Variant, evaluate_model, start_run, train_variant, variant_config
 from medlib.train import load_config
 from medlib.train.datasets import load_records
-from medlib.viz import plot_prediction_examples, save_figure
 
 overrides = [f"seed={SEED}"] + ([f"data.root={DATA_ROOT}"] if DATA_ROOT else [])
 cfg = load_config(repo_path(f"configs/medground/{PROFILE}.yaml"), overrides)

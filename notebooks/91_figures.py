@@ -15,7 +15,7 @@ DATA_ROOT = ""
 # %%
 from IPython.display import Image, display
 
-from medlib.report_figures import learning_proof, write_figures
+from medlib.report.figures import learning_proof, write_figures
 
 # every figure the results folder feeds, drawn as `python -m medlib figures` draws it (and as
 # `python -m medlib check-figures` checks it): training curves, ablations, ours beside the

@@ -10,7 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from medlib.benchmark.chest import (
+from medlib.data.chestxray8 import load_chestxray8
+from medlib.data.mscxr import load_mscxr
+from medlib.synthetic.chest import (
     CXR8_LABEL,
     MSCXR_CATEGORY,
     draw_sample,
@@ -18,11 +20,9 @@ from medlib.benchmark.chest import (
     kinds_for_split,
     render_sample,
 )
-from medlib.benchmark.chest_anatomy import Grid, heart_mask, lung_masks
-from medlib.benchmark.chest_findings import KINDS
-from medlib.benchmark.chest_phrases import laterality
-from medlib.data.chestxray8 import load_chestxray8
-from medlib.data.mscxr import load_mscxr
+from medlib.synthetic.chest_anatomy import Grid, heart_mask, lung_masks
+from medlib.synthetic.chest_findings import KINDS
+from medlib.synthetic.chest_phrases import laterality
 
 SIZES = {"train": 16, "val": 4, "test": 8}
 S = 128

@@ -11,16 +11,16 @@ import numpy as np
 import pytest
 from scipy.ndimage import distance_transform_edt
 
-from medlib.benchmark import ct_anatomy as A
-from medlib.benchmark.ct import generate_ct
-from medlib.benchmark.ct_text import IMPLICIT, describe, questions
-from medlib.benchmark.mm_common import key_points
-from medlib.benchmark.mm_text import BRIGHTNESS_GAP, POSITION_GAP, SIZE_RATIO
-from medlib.benchmark.multimodal import MODALITIES, generate_umrg, make_sample
 from medlib.data.io import read_volume
 from medlib.data.m3d import load_m3d_refseg, load_m3d_seg, volume_to_frontal_2d
 from medlib.data.umrg import load_umrg
 from medlib.geometry import mask_to_box
+from medlib.synthetic import ct_anatomy as A
+from medlib.synthetic.ct import generate_ct
+from medlib.synthetic.ct_text import IMPLICIT, describe, questions
+from medlib.synthetic.mm_common import key_points
+from medlib.synthetic.mm_text import BRIGHTNESS_GAP, POSITION_GAP, SIZE_RATIO
+from medlib.synthetic.multimodal import MODALITIES, generate_umrg, make_sample
 
 UMRG_SIZES = {"train": 8, "test": 4}
 CT_SIZES = {"train": 2, "test": 2}

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from medlib.data.io import DatasetError
-from medlib.experiments import Variant, variant_config
 from medlib.paths import REPO
+from medlib.study.ablation import Variant, variant_config
 from medlib.train.config import ConfigError, load_config, merge_config
 
 TINY = REPO / "configs/medground/tiny.yaml"
@@ -105,7 +105,7 @@ def test_evaluate_applies_every_set(sets, capsys, monkeypatch, tmp_path):
 
 @pytest.mark.parametrize("sets", [["--set", "grpo.beta=0", "--set", "seed=1"], ["--set", "grpo.beta=0", "seed=1"]])
 def test_learning_study_applies_every_set(sets, capsys, monkeypatch):
-    import medlib.learning_study as ls
+    import medlib.study.learning as ls
 
     seen = {}
 
@@ -155,7 +155,7 @@ def _cli_argv(cli: str, config: str, sets: list[str], tmp_path) -> tuple:
         from medlib.evaluate.__main__ import main
 
         return main, ["--config", config, "--out", str(tmp_path / "o"), *set_args]
-    from medlib.learning_study import main
+    from medlib.study.learning import main
 
     return main, ["--config", config, "--seeds", "0", *set_args]
 
@@ -195,7 +195,7 @@ def test_evaluate_out_pointing_at_a_file(tmp_path, capsys):
 
 
 def test_learning_study_edges(tmp_path, capsys):
-    from medlib.learning_study import main
+    from medlib.study.learning import main
 
     rc, _, err = run_cli(main, ["--config", str(TINY), "--limit", "0"], capsys)
     assert rc == 2

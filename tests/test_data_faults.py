@@ -133,8 +133,8 @@ def _toy_cfg(tmp_path, **data):
 
 
 def test_an_interrupted_generation_is_detected_and_generated_again(tmp_path, monkeypatch, capsys):
-    import medlib.benchmark.chest as chest
-    from medlib.benchmark.generated import MARKER
+    import medlib.synthetic.chest as chest
+    from medlib.synthetic.generated import MARKER
     from medlib.train.datasets import load_records
 
     cfg = _toy_cfg(tmp_path)

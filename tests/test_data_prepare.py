@@ -6,10 +6,10 @@ import shutil
 import pytest
 
 from medlib.__main__ import main
-from medlib.benchmark import build_benchmark
 from medlib.data import load_benchmark
 from medlib.data.io import DatasetError
 from medlib.data.prepare import SOURCES, check, fetch
+from medlib.synthetic import build_benchmark
 
 
 @pytest.fixture(scope="module")

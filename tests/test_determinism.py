@@ -11,7 +11,7 @@ import torch
 from conftest import TINY_MODEL
 from safetensors.torch import load_file
 
-from medlib.experiments import evaluate_model
+from medlib.study.ablation import evaluate_model
 from medlib.train import config_from_dict, run_grpo, run_sft
 from medlib.train.callbacks import read_metrics
 

@@ -1,11 +1,11 @@
-"""Paired effects and verdicts (medlib.effects): hand-computed cases."""
+"""Paired effects and verdicts (medlib.study.effects): hand-computed cases."""
 
 import json
 
 import numpy as np
 import pytest
 
-from medlib import effects
+from medlib.study import effects
 
 
 def test_paired_bootstrap_mean_is_the_mean_paired_difference_and_the_interval_brackets_it():
@@ -84,7 +84,7 @@ def test_arm_and_control_on_different_items_is_an_error(tmp_path):
 def test_describe_arms_reads_overlap_from_the_intervals():
     import pandas as pd
 
-    from medlib.study_report import describe_arms
+    from medlib.study.report import describe_arms
 
     runs = pd.DataFrame([
         {"variant": "sft_start", "seed": 0, "DSC": 20.0, "DSC_lo": 15.0, "DSC_hi": 25.0},

@@ -5,7 +5,7 @@ import pytest
 import torch
 from conftest import TINY_MODEL
 
-from medlib.experiments import Variant, mean_over_seeds, run_ablation, variant_config
+from medlib.study.ablation import Variant, mean_over_seeds, run_ablation, variant_config
 from medlib.train import config_from_dict, run_sft
 
 torch.set_num_threads(1)
@@ -82,7 +82,7 @@ def test_ablation_trains_evaluates_and_reuses(tmp_path, monkeypatch):
 
 @pytest.mark.slow  # trains a model
 def test_a_changed_config_never_resumes_another_runs_checkpoints(tmp_path):
-    from medlib.experiments import start_run, train_variant
+    from medlib.study.ablation import start_run, train_variant
 
     cfg = base(tmp_path)
     first = start_run(cfg)
@@ -108,7 +108,7 @@ def test_a_grpo_setting_does_not_retrain_the_sft_start_but_an_sft_setting_retrai
     new key (the stale-cache bug a key over too little would make)."""
     import json
 
-    from medlib.experiments import stage_key, start_run
+    from medlib.study.ablation import stage_key, start_run
 
     cfg = base(tmp_path)
     first = start_run(cfg)
@@ -141,8 +141,8 @@ def test_stage_key_ignores_evaluation_and_new_grpo_settings_at_their_defaults():
     import dataclasses
 
     from medlib.evaluate.provenance import config_hash
-    from medlib.experiments import GRPO_KEY_EXEMPT_AT_DEFAULT, stage_key
     from medlib.paths import REPO
+    from medlib.study.ablation import GRPO_KEY_EXEMPT_AT_DEFAULT, stage_key
     from medlib.train.config import load_config
     from medlib.train.run_folder import DATA_KEY_EXEMPT_AT_DEFAULT
 

@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from medlib.learning_study import study_stem, study_variants, summarise
+from medlib.study.learning import study_stem, study_variants, summarise
 
 
 def test_summary_means_and_differences():
@@ -28,7 +28,7 @@ def test_control_runs_as_many_steps_as_grpo():
 def test_load_study_reads_the_written_summary(tmp_path, monkeypatch):
     import json
 
-    from medlib.learning_study import load_study
+    from medlib.study.learning import load_study
 
     monkeypatch.setenv("MEDLIB_RESULTS_DIR", str(tmp_path))
     assert load_study("nothing") is None

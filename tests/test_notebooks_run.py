@@ -1,13 +1,13 @@
 """Every notebook executes end to end with papermill at its smallest size (the CI tier),
 in order, into one results folder as ``make reproduce`` would; then that folder holds every file
-the batch must write, with every value in range (:mod:`medlib.results_check`)."""
+the batch must write, with every value in range (:mod:`medlib.report.check`)."""
 
 import os
 from pathlib import Path
 
 import pytest
 
-from medlib.results_check import check_results, expected_files
+from medlib.report.check import check_results, expected_files
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))

@@ -6,8 +6,8 @@ import pytest
 
 matplotlib.use("Agg")
 
-from medlib import report_figures as rf  # noqa: E402
-from medlib.tables import side_by_side, write_ours  # noqa: E402
+from medlib.report import figures as rf  # noqa: E402
+from medlib.report.tables import side_by_side, write_ours  # noqa: E402
 
 
 @pytest.fixture()
@@ -42,8 +42,9 @@ def test_figures_from_logs_ablations_and_ours(results):
     assert list(rf.ablation_tables()) == ["medground_ablation_smoke"]
     fig = rf.plot_ablation("medground_ablation_smoke", abl)
     assert len([ax for ax in fig.axes if ax.axison]) == 1 and fig.axes[0].get_ylabel() == "mIoU (%)"  # only mIoU
-    write_ours([dict(method="MedGround-R1", setting="G=4", metric="mIoU", value=32.0, stands_for="MS-CXR",
-                     dataset="embedded chest", profile="smoke", scale="tiny", n=100)], "medground-r1", "2", "nb")
+    write_ours([dict(method="tiny Qwen2.5-VL", setting="G=4", beside_method="MedGround-R1", beside_setting="G=4",
+                     metric="mIoU", value=32.0, stands_for="MS-CXR", dataset="embedded chest 112 px",
+                     profile="smoke", scale="tiny", n=100)], "medground-r1", "2", "nb")
     fig = rf.plot_ours_vs_reported(side_by_side("medground-r1", "2"), "t")
     widths = sorted(round(p.get_width(), 2) for p in fig.axes[0].patches)
     assert widths == [32.0, 79.02]  # ours beside the paper's G=4 mIoU (MedGround-R1 Table 2)
@@ -54,8 +55,8 @@ def test_learning_study_figure_from_the_results_file(tmp_path, monkeypatch):
 
     import pandas as pd
 
-    from medlib import report_figures as rf
-    from medlib.learning_study import summarise
+    from medlib.report import figures as rf
+    from medlib.study.learning import summarise
 
     monkeypatch.setenv("MEDLIB_RESULTS_DIR", str(tmp_path))
     assert rf.learning_proof() is None
@@ -79,7 +80,7 @@ def _ablation(results, miou=30.0):
 def test_save_figure_same_bytes_again_no_timestamp_at_most_a_page_wide(tmp_path):
     import matplotlib.pyplot as plt
 
-    from medlib.viz import PAGE_WIDTH_IN, PNG_DPI, save_figure
+    from medlib.report.viz import PAGE_WIDTH_IN, PNG_DPI, save_figure
 
     def draw():
         fig, ax = plt.subplots(figsize=(14, 3))  # drawn twice a page wide
@@ -118,7 +119,7 @@ def test_check_figures_finds_stale_missing_and_orphaned_figures(results, tmp_pat
 def test_learning_study_redraws_its_figure(results, tmp_path, monkeypatch):
     import json
 
-    from medlib.learning_study import redraw_figures, summarise
+    from medlib.study.learning import redraw_figures, summarise
 
     monkeypatch.setenv("MEDLIB_FIGURES_DIR", str(tmp_path / "figs"))
     rows = [{"seed": 0, "variant": a, "mIoU": m, "Acc": m} for a, m in (("sft_start", 30.0), ("sft_more", 31.0),

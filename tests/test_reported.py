@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from medlib import reported as rep
+from medlib.report import reported as rep
 
 PAPERS_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "papers"
 NUMBER = re.compile(r"^\d+(\.\d+)?$")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from medlib.results_check import check_results, expected_files
+from medlib.report.check import check_results, expected_files
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from medlib.__main__ import main
-from medlib.results_compare import compare_results
+from medlib.report.compare import compare_results
 
 
 @pytest.fixture()

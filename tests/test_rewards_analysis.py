@@ -150,9 +150,9 @@ def test_penalty_effect_paper_variant_is_not_rounded():
 
 # -------------------------------------------------------------------------- examples
 def test_chest_example_is_the_benchmark_image(tmp_path):
-    from medlib.benchmark import PROFILES
-    from medlib.benchmark.chest import generate_chest
     from medlib.data.io import read_image
+    from medlib.synthetic import PROFILES
+    from medlib.synthetic.chest import generate_chest
 
     ex = chest_example("tiny", seed=0)
     cfg = PROFILES["tiny"]["chest"]

@@ -140,7 +140,7 @@ def test_cases_from_records(tmp_path):
 # ------------------------------------------------ medlib.segment.measure (results files)
 @pytest.fixture(scope="module")
 def tiny_bench(tmp_path_factory):
-    from medlib.benchmark import benchmark_dir, build_benchmark
+    from medlib.synthetic import benchmark_dir, build_benchmark
 
     root = tmp_path_factory.mktemp("bench")
     build_benchmark(root, profile="tiny", seed=0, parts=("umrg", "ct"))

@@ -3,7 +3,15 @@
 import pandas as pd
 import pytest
 
-from medlib.tables import NOT_RUN, OursDataError, build_tables, load_ours, side_by_side, to_latex, write_ours
+from medlib.report.tables import (
+    NOT_RUN,
+    OursDataError,
+    build_tables,
+    load_ours,
+    side_by_side,
+    to_latex,
+    write_ours,
+)
 
 
 @pytest.fixture()
@@ -91,7 +99,7 @@ def test_latex_escapes_specials():
 
 
 def test_ours_rows_map_metric_names_and_intervals(results):
-    from medlib.tables import ours_rows
+    from medlib.report.tables import ours_rows
 
     result = {"mIoU": 40.0, "mIoU_lo": 35.0, "mIoU_hi": 45.0, "pDice": 10.0, "n": 60}
     rows = ours_rows(result, "tiny Qwen2.5-VL w/ RL(Soft)", "direct prompt", {"mIoU": "IoU", "pDice": "pDice"},
@@ -126,7 +134,7 @@ def test_official_pdice_may_exceed_100_percent(results):
 
 
 def test_paper_layout_puts_ours_under_the_printed_row(results):
-    from medlib.tables import paper_layout, to_markdown
+    from medlib.report.tables import paper_layout, to_markdown
 
     write_ours([_row(), _row(metric="Acc", value=44.0, ci_low="", ci_high="")], "medground-r1", 2, "nb")
     write_ours([_row(setting="G=3", beside_setting="", beside_method="", value=12.0)], "medground-r1", 2, "x")
@@ -152,7 +160,7 @@ def test_table4s_show_the_committed_measurements(results):
     learning studies: no notebook writes them into results/ours/."""
     import json
 
-    from medlib.tables import paper_layout
+    from medlib.report.tables import paper_layout
 
     rows = [{"case_id": f"c{i}", "prompt": p, "dice": d} for i in range(2)
             for p, d in (("points", 0.2 + 0.1 * i), ("box", 0.8), ("box+points", 0.9))]
@@ -168,7 +176,7 @@ def test_table4s_show_the_committed_measurements(results):
     per_seed = [{"variant": v, "seed": s, "steps": st, "sft_start_steps": 200, "n": 100, "mIoU": m, "Acc": a}
                 for s in (0, 1) for v, st, m, a in (("sft_start", 0, 30.0 + s, 20.0), ("grpo", 12, 40.0 + s, 30.0))]
     (results / "learning_study_smoke.json").write_text(json.dumps({
-        "command": "python -m medlib.learning_study", "resolved_config": cfg, "per_seed": per_seed}))
+        "command": "python -m medlib.study.learning", "resolved_config": cfg, "per_seed": per_seed}))
     df, notes = paper_layout("medground-r1", "4")
     mine = df[df["_ours"]].set_index("method")
     key = "ours: tiny Qwen2.5-VL, SFT-200 + GRPO-12; embedded chest 112 px, n = 200 (no printed counterpart)"
@@ -176,7 +184,7 @@ def test_table4s_show_the_committed_measurements(results):
     assert any("mean of seeds 0, 1" in v for v in notes.values())
     # a measurement without the field its table needs: one sentence naming file and field
     (results / "learning_study_smoke.json").write_text(json.dumps({"resolved_config": cfg}))
-    from medlib.tables_measured import MeasuredDataError
+    from medlib.report.tables_measured import MeasuredDataError
 
     with pytest.raises(MeasuredDataError, match="learning_study_smoke.json: no field 'per_seed'"):
         paper_layout("medground-r1", "4")
@@ -184,7 +192,7 @@ def test_table4s_show_the_committed_measurements(results):
 
 def test_our_model_and_data_names_come_from_the_config():
     from medlib.paths import REPO
-    from medlib.tables import our_data, our_model
+    from medlib.report.tables import our_data, our_model
     from medlib.train.config import load_config
 
     smoke = load_config(REPO / "configs" / "medground" / "smoke.yaml")
@@ -198,7 +206,7 @@ def test_our_model_and_data_names_come_from_the_config():
 def test_medreasoner_prompt_table_shows_notebook_20s_study(results):
     """Table 5 (prompt types): our soft-reward arm beside MedReasoner-7B with the same prompt,
     read from the reward-design study's CSV; Table 3 gains its SFT-continued control."""
-    from medlib.tables import paper_layout
+    from medlib.report.tables import paper_layout
 
     rows = [dict(variant=v, seed=0, steps=12, n=60, refusals=r, mIoU=m, mIoU_lo=m - 5, mIoU_hi=m + 5, pDice=p)
             for v, r, m, p in (("sft_start", 1, 10.0, 8.0), ("soft", 0, 11.0, 6.0), ("sft_more", 0, 9.5, 7.5))]

@@ -6,7 +6,7 @@ import numpy as np
 
 matplotlib.use("Agg")
 
-from medlib.viz import PAGE_WIDTH_IN, draw_sample, plot_predictions, zoom_window  # noqa: E402
+from medlib.report.viz import PAGE_WIDTH_IN, draw_sample, plot_predictions, zoom_window  # noqa: E402
 
 LONG = ("Which low-density spot in the largest solid organ would a clinician biopsy to confirm the "
         "suspected malignancy? Choose the larger one.")
@@ -68,8 +68,8 @@ def test_segmentation_figures_fit_a_page_with_a_legend_under_them():
 
 
 def test_prediction_examples_pick_best_median_worst_and_draw_the_segmenters_mask():
+    from medlib.report.viz import best_median_worst, plot_prediction_examples
     from medlib.rewards.analysis import ThresholdFloodSegmenter
-    from medlib.viz import best_median_worst, plot_prediction_examples
 
     class Rec:
         def __init__(self, seed):
@@ -100,7 +100,7 @@ def test_prediction_examples_pick_best_median_worst_and_draw_the_segmenters_mask
 def test_a_wide_laid_out_figure_is_laid_out_again_at_page_width(tmp_path):
     import matplotlib.pyplot as plt
 
-    from medlib.viz import save_figure
+    from medlib.report.viz import save_figure
 
     fig, (a0, a1) = plt.subplots(1, 2, figsize=(10, 3.8))
     a0.set_ylabel("per-token estimate")
@@ -115,7 +115,7 @@ def test_a_wide_laid_out_figure_is_laid_out_again_at_page_width(tmp_path):
 
 
 def test_propagated_slices_page_wide_titled_with_dice_and_a_legend():
-    from medlib.viz import plot_propagated_slices
+    from medlib.report.viz import plot_propagated_slices
 
     gt = np.zeros((9, 32, 32), bool)
     gt[2:7, 10:20, 10:20] = True
@@ -129,7 +129,7 @@ def test_propagated_slices_page_wide_titled_with_dice_and_a_legend():
 
 
 def test_records_grid_titles_clear_the_images_above_them():
-    from medlib.viz import plot_records_grid
+    from medlib.report.viz import plot_records_grid
 
     class Rec:
         boxes, points = [[10, 10, 30, 30]], [[20, 20], [22, 22]]

@@ -1,6 +1,6 @@
 """One place that knows where each dataset lives: the embedded benchmark and real data roots.
 
-The embedded benchmark (:func:`medlib.benchmark.build_benchmark`) and a real ``DATA_ROOT``
+The embedded benchmark (:func:`medlib.synthetic.build_benchmark`) and a real ``DATA_ROOT``
 have the same sub-folders, so the same adapters read both:
 
 ==============  ==================================  ===================================

@@ -16,9 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-
-from .io import DatasetError
+from .io import DatasetError, require_finite  # noqa: F401 - require_finite is part of this module's API
 
 NOTES = "notes"
 CLIPPED = "clipped"
@@ -54,16 +52,6 @@ def fit_boxes(rec, width: int, height: int) -> None:
             rec.meta[CLIPPED] = rec.meta.get(CLIPPED, 0) + 1
         out.append(c)
     rec.boxes = out
-
-
-def require_finite(a: np.ndarray, path: str | Path) -> np.ndarray:
-    """``a`` unchanged when every value is finite; else :class:`DatasetError` naming ``path``."""
-    if np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.complexfloating):
-        bad = int(a.size - np.count_nonzero(np.isfinite(a)))
-        if bad:
-            raise DatasetError(f"{path}: {bad} of {a.size} voxels are not finite (NaN or inf); replace them "
-                               f"(e.g. with the volume's minimum) or drop this volume")
-    return a
 
 
 def inside_root(path: Path, root: Path, where: str, allow: bool = False) -> Path:

@@ -63,13 +63,11 @@ def read_mask(path: Path | str) -> np.ndarray:
 
 def read_volume(path: Path | str) -> tuple[np.ndarray, tuple[float, float, float]]:
     """Read a volume as (array indexed [z, y, x], spacing (z, y, x) in mm); NaN or infinite
-    voxels are an error naming the file (:func:`medlib.data.checks.require_finite`).
+    voxels are an error naming the file (:func:`require_finite`).
 
     NIfTI (``.nii``/``.nii.gz``, via nibabel, stored [x, y, z]) is transposed to [z, y, x];
     ``.npy`` / ``.npz`` (key ``arr_0`` or the only key) are taken as already [z, y, x].
     """
-    from .checks import require_finite
-
     p = _require(path)
     name = p.name.lower()
     try:
@@ -114,3 +112,13 @@ def write_volume_nifti(path: Path | str, array_zyx: np.ndarray, spacing_zyx=(1.0
     img.header.set_zooms((spacing_zyx[2], spacing_zyx[1], spacing_zyx[0]))
     nib.save(img, str(p))
     return p
+
+
+def require_finite(a: np.ndarray, path: str | Path) -> np.ndarray:
+    """``a`` unchanged when every value is finite; else :class:`DatasetError` naming ``path``."""
+    if np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.complexfloating):
+        bad = int(a.size - np.count_nonzero(np.isfinite(a)))
+        if bad:
+            raise DatasetError(f"{path}: {bad} of {a.size} voxels are not finite (NaN or inf); replace them "
+                               f"(e.g. with the volume's minimum) or drop this volume")
+    return a

@@ -98,7 +98,7 @@ EXAMPLE_KINDS = ("consolidation", "mass", "infiltrate", "nodule", "atelectasis",
 
 def _chest_config(profile: str) -> tuple[str, int, dict]:
     """(profile used, image size, split sizes) of the benchmark; unknown profiles use "smoke"."""
-    from ..benchmark import PROFILES
+    from ..synthetic import PROFILES
 
     name = profile if profile in PROFILES else "smoke"
     cfg = PROFILES[name]["chest"]
@@ -111,8 +111,8 @@ def chest_example(
     """An MS-CXR-style ``split`` image of the embedded benchmark (``profile``, ``seed``): the
     first whose target is ``kinds[0]``, else ``kinds[1]``, ...; rendered in memory, the same
     pixels and phrase ``generate_chest`` writes for that image."""
-    from ..benchmark.chest import draw_sample, kinds_for_split
-    from ..benchmark.chest_phrases import referring_phrase
+    from ..synthetic.chest import draw_sample, kinds_for_split
+    from ..synthetic.chest_phrases import referring_phrase
 
     name, image_size, sizes = _chest_config(profile)
     if sizes.get(split, 0) < 1:
@@ -141,7 +141,7 @@ def synthetic_example(size: int = 224, seed: int = 0) -> GroundingExample:
 
 
 def landscape_example(profile: str = "smoke", seed: int = 0) -> GroundingExample:
-    """:func:`chest_example` when :mod:`medlib.benchmark.chest` is installed, else :func:`synthetic_example`."""
+    """:func:`chest_example` when :mod:`medlib.synthetic.chest` is installed, else :func:`synthetic_example`."""
     try:
         return chest_example(profile, seed)
     except ImportError:

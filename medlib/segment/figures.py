@@ -39,7 +39,7 @@ def plot_prompt_examples(segmenter, cases: Sequence[SegCase2D], prompts: Sequenc
     ``zoom`` crops each row to the mask grown by that fraction (small structures in large images)."""
     import matplotlib.pyplot as plt
 
-    from ..viz import PAGE_WIDTH_IN, draw_sample
+    from ..report.viz import PAGE_WIDTH_IN, draw_sample
 
     side = PAGE_WIDTH_IN / len(prompts)
     fig, axes = plt.subplots(len(cases), len(prompts), figsize=(PAGE_WIDTH_IN, (side + 0.35) * len(cases) + 0.4),
@@ -86,7 +86,7 @@ def plot_propagation(case: SegCase3D, pred: np.ndarray, boxes=(), n_show: int = 
     picks = [t for t in range(k - half * step, k + half * step + 1, step) if 0 <= t < n]
     u8 = window_to_uint8(case.volume, case.window)
     ys, xs = _zoom(gt.shape[1:], gt.any(axis=0) | pred.any(axis=0), 0.3)
-    from ..viz import PAGE_WIDTH_IN
+    from ..report.viz import PAGE_WIDTH_IN
 
     ncols = min(len(picks), 4)
     nrows = int(np.ceil(len(picks) / ncols))

@@ -132,7 +132,7 @@ def measure_benchmark(segmenter, bench_dir: str | Path, plan: QualityPlan, progr
     rows_3d = measure_3d(segmenter, c3, progress=progress)
     return {
         "2d": {
-            "dataset": "umrg (embedded U-MRG-14K-style benchmark, medlib.benchmark.multimodal)",
+            "dataset": "umrg (embedded U-MRG-14K-style benchmark, medlib.synthetic.multimodal)",
             "split": SPLIT,
             "prompts": {
                 "points": "the two GT key points (labels 1)",
@@ -144,7 +144,7 @@ def measure_benchmark(segmenter, bench_dir: str | Path, plan: QualityPlan, progr
             "rows": rows_2d.to_dict(orient="records"),
         },
         "3d": {
-            "dataset": "m3d_refseg (embedded M3D-RefSeg-style CT, medlib.benchmark.ct)",
+            "dataset": "m3d_refseg (embedded M3D-RefSeg-style CT, medlib.synthetic.ct)",
             "split": SPLIT,
             "window_level_width": list(ABDOMEN_WINDOW),
             "prompt": "connected-component boxes of the GT on its largest axial slice (the key slice k)",
@@ -207,8 +207,8 @@ def run(
     benchmark folder are returned as they are (``"reused": True``) instead of measuring again."""
     import torch
 
-    from ..benchmark import benchmark_dir, build_benchmark
     from ..paths import results_dir
+    from ..synthetic import benchmark_dir, build_benchmark
 
     if profile not in PLANS:
         raise ValueError(f"unknown profile {profile!r}; choose one of {sorted(PLANS)}")
@@ -305,7 +305,7 @@ def table4_comparison(summary_2d: Sequence[dict], label: str = "LiteMedSAM") -> 
     U-MRG-14K; ours are ground-truth prompts on the embedded benchmark (an upper bound)."""
     import pandas as pd
 
-    from ..reported import load_reported
+    from ..report.reported import load_reported
 
     rep = load_reported("medreasoner", 4)
     rep = rep[rep.metric == "Dice"].pivot_table(index="method", columns="setting", values="value", sort=False)

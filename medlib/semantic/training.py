@@ -450,7 +450,7 @@ class EmbeddedRecipe:
         return {"profile": profile, "seed": seed, **d}
 
 
-#: one recipe per benchmark profile (:data:`medlib.benchmark.PROFILES`); "smoke" is the CPU
+#: one recipe per benchmark profile (:data:`medlib.synthetic.PROFILES`); "smoke" is the CPU
 #: default (one to two minutes on 2 CPU threads, see results/semantic_clip.json)
 EMBEDDED_RECIPES: dict[str, EmbeddedRecipe] = {
     "tiny": EmbeddedRecipe(SmallClipConfig(image_size=32, patch_size=8, vision_width=64, vision_layers=2,
@@ -483,7 +483,7 @@ def embedded_model_dir(profile: str = "smoke", seed: int = 0, root: str | Path |
 
 def embedded_chest_root(profile: str = "smoke", seed: int = 0, bench_root: str | Path | None = None) -> Path:
     """The chest part of the embedded benchmark, written first if it is not there."""
-    from ..benchmark import benchmark_dir, build_benchmark
+    from ..synthetic import benchmark_dir, build_benchmark
 
     root = bench_root if bench_root is not None else BENCH_ROOT
     build_benchmark(root, profile=profile, seed=seed, parts=("chest",))

@@ -217,7 +217,7 @@ class GRPOStage(StageConfig):
 
 @dataclass
 class EvalSettings:
-    """Held-out evaluation (``python -m medlib.evaluate``, :func:`medlib.experiments.evaluate_model`);
+    """Held-out evaluation (``python -m medlib.evaluate``, :func:`medlib.study.ablation.evaluate_model`);
     decoding is greedy. Not part of any training stage's cache key."""
 
     repetition_penalty: float = 1.0

@@ -39,32 +39,32 @@ from .config import RunConfig
 def load_records(cfg: RunConfig, split: str) -> list:
     """Records of ``split`` from ``cfg.data``; the synthetic sources (chest, umrg_synth, ct_synth,
     toy2d, toy3d) are generated first unless the folder holds a complete generation of the same
-    settings (:func:`medlib.benchmark.generated.ensure_generated`: an interrupted generation or
+    settings (:func:`medlib.synthetic.generated.ensure_generated`: an interrupted generation or
     changed ``data.sizes`` are generated again); truncated to ``data.max_samples`` for the
     training split."""
-    from ..benchmark.generated import ensure_generated
+    from ..synthetic.generated import ensure_generated
 
     d = cfg.data
     root = cfg.data_root()
     spec = {"source": d.source, "sizes": d.sizes, "image_size": d.image_size, "seed": d.seed}
     spec3d = {"source": d.source, "sizes": d.sizes, "volume_shape": list(d.volume_shape), "seed": d.seed}
     if d.source == "chest":
-        from ..benchmark.chest import generate_chest
         from ..data.mscxr import load_mscxr
+        from ..synthetic.chest import generate_chest
 
         ensure_generated(root, spec, lambda: generate_chest(root, d.sizes, image_size=d.image_size, seed=d.seed,
                                                             progress=cfg.progress), "chest benchmark")
         recs = load_mscxr(root / "ms_cxr", split)
     elif d.source == "umrg_synth":
-        from ..benchmark.multimodal import generate_umrg
         from ..data.umrg import load_umrg
+        from ..synthetic.multimodal import generate_umrg
 
         ensure_generated(root, spec, lambda: generate_umrg(root, d.sizes, image_size=d.image_size, seed=d.seed),
                          "U-MRG-format benchmark")
         recs = load_umrg(root, split)
     elif d.source == "ct_synth":
-        from ..benchmark.ct import generate_ct
         from ..data.m3d import load_m3d_refseg
+        from ..synthetic.ct import generate_ct
 
         ensure_generated(root, spec3d, lambda: generate_ct(root, d.sizes, shape=tuple(d.volume_shape), seed=d.seed),
                          "CT benchmark")

@@ -54,7 +54,7 @@ def stage_dict(d: dict[str, Any], stage: str) -> dict[str, Any]:
 def stage_key(cfg: RunConfig, stage: str) -> str:
     """The hash that decides whether ``stage``'s finished run can be reused: :func:`stage_dict` of
     the config (a GRPO learning-rate sweep must not retrain the SFT start it begins with), plus,
-    when the stage chain begins from a model folder that ``medlib.experiments.train_variant``
+    when the stage chain begins from a model folder that ``medlib.study.ablation.train_variant``
     wrote, that run's own key (a GRPO arm is retrained when its SFT start was)."""
     from ..evaluate.provenance import config_hash
     from ..paths import repo_path

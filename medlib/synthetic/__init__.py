@@ -3,11 +3,11 @@
 ``build_benchmark(root, profile, seed)`` writes three sub-benchmarks under ``root/<profile>/``:
 
 * ``chest/``: chest-radiograph-like images in MS-CXR and ChestX-ray8 formats
-  (:mod:`medlib.benchmark.chest`);
+  (:mod:`medlib.synthetic.chest`);
 * ``umrg/``: multi-modality 2D images with masks, two key points and implicit questions in
-  U-MRG-14K format (:mod:`medlib.benchmark.multimodal`);
+  U-MRG-14K format (:mod:`medlib.synthetic.multimodal`);
 * ``ct/``: CT-like volumes with organ and lesion masks and explicit / implicit queries in
-  M3D-RefSeg format (:mod:`medlib.benchmark.ct`).
+  M3D-RefSeg format (:mod:`medlib.synthetic.ct`).
 
 The adapters in :mod:`medlib.data` read them exactly as they read the real datasets.
 """

@@ -251,7 +251,7 @@ def generate_chest(
 
 def _write_mscxr(d: Path, sizes, S, seed, distractor_rate, bilateral_rate, bar) -> dict:
     _prepare_dir(d)
-    (d / MARKER).write_text(f"medlib.benchmark.chest ms_cxr seed={seed} image_size={S}\n")
+    (d / MARKER).write_text(f"medlib.synthetic.chest ms_cxr seed={seed} image_size={S}\n")
     csv_rows, k = [], 0
     info = {
         "dir": "ms_cxr",
@@ -313,7 +313,7 @@ def _write_mscxr(d: Path, sizes, S, seed, distractor_rate, bilateral_rate, bar) 
 
 def _write_chestxray8(d: Path, sizes, S, seed, distractor_rate, bar) -> dict:
     _prepare_dir(d)
-    (d / MARKER).write_text(f"medlib.benchmark.chest chestxray8 seed={seed} image_size={S}\n")
+    (d / MARKER).write_text(f"medlib.synthetic.chest chestxray8 seed={seed} image_size={S}\n")
     (d / "images").mkdir()
     lines, k = [CXR8_HEADER], 0
     info = {"dir": "chestxray8", "splits": {}, "labels": {}, "distractors": {}}

@@ -1,15 +1,15 @@
 """The papers' tables rebuilt: reported numbers beside ours, as Markdown and LaTeX.
 
-Reported numbers come from :mod:`medlib.reported` (``results/reported/``). Ours are rows that the
+Reported numbers come from :mod:`medlib.report.reported` (``results/reported/``). Ours are rows that the
 notebooks write with :func:`write_ours` into ``results/ours/<paper>_table<id>__<producer>.csv``,
-plus the rows :mod:`medlib.tables_measured` reads from committed measurements (the segmenter
+plus the rows :mod:`medlib.report.tables_measured` reads from committed measurements (the segmenter
 measurement, the learning studies). Our rows are named for what they are: ``method`` and
 ``dataset`` are our model and data ("tiny Qwen2.5-VL", "embedded chest 112 px"), never the
 paper's; ``beside_method`` / ``beside_setting`` name the printed row they sit beside and
 ``stands_for`` the paper's dataset. :func:`paper_layout` lays a table out as the paper prints it
 (rows: method and setting; columns: dataset, subset, metric) with each of our rows on its own line
 under the row it sits beside; :func:`side_by_side` keeps the long format (one number a line).
-:func:`build_tables` writes every table to ``results/tables/`` (``python -m medlib.tables``,
+:func:`build_tables` writes every table to ``results/tables/`` (``python -m medlib.report.tables``,
 notebook ``90_tables``). Nothing here computes a metric: it only reads ``results/``.
 """
 
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .paths import results_dir
+from ..paths import results_dir
 from .reported import COLUMNS, METRICS, TABLES, load_reported
 
 OURS_EXTRA = ("stands_for", "beside_method", "beside_setting", "profile", "scale", "n", "ci_low", "ci_high",
@@ -173,11 +173,24 @@ def _ours_on(r: Mapping) -> str:
 def _with_measured(paper: str, table: str, ours: pd.DataFrame | None) -> pd.DataFrame:
     if ours is not None:
         return ours
-    from .tables_measured import measured_ours
-
     mine = load_ours(paper, table)
     extra = measured_ours(paper, table)
     return pd.concat([mine, extra], ignore_index=True) if len(extra) else mine
+
+
+def measured_ours(paper: str, table: str) -> pd.DataFrame:
+    """Our rows of ``paper`` Table ``table`` from committed measurements
+    (:func:`medlib.report.tables_measured.measured_rows`), checked like the rows of ``results/ours/``."""
+    from .tables_measured import measured_rows
+
+    checked = []
+    for i, r in enumerate(measured_rows(paper, str(table))):
+        where = f"{r['produced_by']} row {i}"
+        c = _check_row(r, where)
+        _check_names(c, paper, str(table), where)
+        c.update(paper=paper, table=str(table))
+        checked.append(c)
+    return pd.DataFrame(checked, columns=list(OURS_COLUMNS))
 
 
 def side_by_side(paper: str, table: str | int, ours: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -334,14 +347,12 @@ def build_tables(out_dir: Path | None = None) -> pd.DataFrame:
     """Write every table of the three papers in the paper's layout as ``<paper>_table<id>.md`` /
     ``.tex``, its long format as ``<paper>_table<id>.csv``, and an index ``README.md``; return one
     row per table (how many reported / ours numbers)."""
-    from .tables_measured import measured_ours
-
     out_dir = Path(out_dir) if out_dir else results_dir("tables")
     out_dir.mkdir(parents=True, exist_ok=True)
     ours_all = load_ours()
     index = []
     md_all = ["# The papers' tables, reported beside ours", "",
-              "Built by `python -m medlib.tables` (notebook `90_tables`) from `results/reported/`, "
+              "Built by `python -m medlib.report.tables` (notebook `90_tables`) from `results/reported/`, "
               "`results/ours/` and the committed measurements (`results/segment.json`, "
               "`results/learning_study_*.json`); nothing in these files is computed here. "
               "The long format (one number a line) is `<paper>_table<id>.csv`.", ""]
@@ -391,7 +402,7 @@ def our_data(cfg) -> str:
 
 def ours_rows(result: Mapping, method: str, setting: str, metrics: Mapping[str, str] | Iterable[str], **labels) -> list[dict]:
     """Rows for :func:`write_ours` from one flat result (a row of
-    :func:`medlib.experiments.run_ablation`: ``<metric>``, ``<metric>_lo``, ``<metric>_hi``, ``n``).
+    :func:`medlib.study.ablation.run_ablation`: ``<metric>``, ``<metric>_lo``, ``<metric>_hi``, ``n``).
     ``metrics`` maps our metric names to the table's (``{"mIoU": "IoU"}``) or lists shared names;
     ``labels`` are the remaining fields (``stands_for``, ``dataset``, ``profile``, ``scale``)."""
     pairs = metrics.items() if isinstance(metrics, Mapping) else ((m, m) for m in metrics)
@@ -405,10 +416,10 @@ def ours_rows(result: Mapping, method: str, setting: str, metrics: Mapping[str, 
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m medlib.tables [--out DIR]``: rebuild ``results/tables/``."""
+    """``python -m medlib.report.tables [--out DIR]``: rebuild ``results/tables/``."""
     import argparse
 
-    ap = argparse.ArgumentParser(prog="python -m medlib.tables", description=main.__doc__)
+    ap = argparse.ArgumentParser(prog="python -m medlib.report.tables", description=main.__doc__)
     ap.add_argument("--out", type=Path, default=None, help="output folder (default results/tables/)")
     args = ap.parse_args(argv)
     try:

@@ -8,11 +8,11 @@
 * MedReasoner Tables 3 (the SFT-continued control) and 5 (prompt types) from notebook 20's
   reward-design study ``results/medreasoner_modes_<profile>.csv``.
 * MedGround-R1 Table 4 (SFT vs GRPO at equal steps) from the learning studies
-  ``results/learning_study_<stem>.json`` (``python -m medlib.learning_study``): each arm's mIoU and
+  ``results/learning_study_<stem>.json`` (``python -m medlib.study.learning``): each arm's mIoU and
   Acc averaged over the study's seeds.
 
-:func:`measured_ours` returns them in :data:`medlib.tables.OURS_COLUMNS`, for
-:func:`medlib.tables.build_tables`. Nothing here is recomputed beyond means and bootstrap
+:func:`measured_ours` returns them in :data:`medlib.report.tables.OURS_COLUMNS`, for
+:func:`medlib.report.tables.build_tables`. Nothing here is recomputed beyond means and bootstrap
 intervals of the per-case values the files hold.
 """
 
@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .metrics import summarize
-from .paths import results_dir
+from ..metrics import summarize
+from ..paths import results_dir
 
 SEGMENT_PROMPTS = {"points": "w/ Points", "box": "w/ BBox", "box+points": "BBox & Points"}
 """Prompt types of the measurement -> MedReasoner Table 4's columns as printed."""
@@ -179,23 +179,13 @@ def medreasoner_modes_rows(table: str, folder: Path | None = None) -> list[dict[
     return out
 
 
-def measured_ours(paper: str, table: str) -> pd.DataFrame:
-    """Our rows of ``paper`` Table ``table`` from committed measurements, checked like the rows
-    of ``results/ours/`` (:data:`medlib.tables.OURS_COLUMNS`)."""
-    from .tables import OURS_COLUMNS, _check_names, _check_row
-
-    rows: list[dict[str, Any]] = []
+def measured_rows(paper: str, table: str) -> list[dict[str, Any]]:
+    """Our rows of ``paper`` Table ``table`` from committed measurements, unchecked
+    (:func:`medlib.report.tables.measured_ours` checks them like the rows of ``results/ours/``)."""
     if (paper, str(table)) == ("medreasoner", "4"):
-        rows = segmenter_rows()
-    elif (paper, str(table)) == ("medground-r1", "4"):
-        rows = learning_study_rows()
-    elif paper == "medreasoner" and str(table) in ("3", "5"):
-        rows = medreasoner_modes_rows(str(table))
-    checked = []
-    for i, r in enumerate(rows):
-        where = f"{r['produced_by']} row {i}"
-        c = _check_row(r, where)
-        _check_names(c, paper, str(table), where)
-        c.update(paper=paper, table=str(table))
-        checked.append(c)
-    return pd.DataFrame(checked, columns=list(OURS_COLUMNS))
+        return segmenter_rows()
+    if (paper, str(table)) == ("medground-r1", "4"):
+        return learning_study_rows()
+    if paper == "medreasoner" and str(table) in ("3", "5"):
+        return medreasoner_modes_rows(str(table))
+    return []

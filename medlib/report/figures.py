@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .paths import results_dir
+from ..paths import results_dir
 from .viz import PAGE_WIDTH_IN
 
 #: the curves worth plotting for each kind of run, in order: (log column, stage, panel title, y label)
@@ -188,7 +188,7 @@ def _interval(s) -> tuple[float, float]:
 
 
 def plot_ours_vs_reported(side: pd.DataFrame, title: str):
-    """Paired horizontal bars, one row per table row where both exist (:func:`medlib.tables.side_by_side`
+    """Paired horizontal bars, one row per table row where both exist (:func:`medlib.report.tables.side_by_side`
     output): the paper's number (grey) and ours (blue, with its 95% interval). Ours come from a
     tiny model on embedded data, so the two are on different scales (``results/tables``)."""
     rows = side.assign(rep=side["reported"].map(_first_number), our=side["ours"].map(_first_number))
@@ -225,7 +225,7 @@ def textwrap_label(s: str, width: int) -> str:
 
 def learning_proof(stem: str = "learning") -> pd.DataFrame | None:
     """The learning study's per-seed rows (``results/learning_study_<stem>.json``), if present."""
-    from .learning_study import load_study
+    from ..study.report import load_study
 
     study = load_study(stem)
     return None if study is None else study["per_seed"]
@@ -320,8 +320,8 @@ def results_figures() -> list[ResultsFigure]:
 def effect_study_figures() -> list[ResultsFigure]:
     """The effect studies' figures (:mod:`medlib.study`): the effect sizes of every paper, and per
     paper the pass@k curves and the GRPO signal of its study."""
-    from .effects import load_effects, plot_effects
-    from .study_report import plot_passk, plot_signal
+    from ..study.effects import load_effects, plot_effects
+    from ..study.report import plot_passk, plot_signal
 
     out: list[ResultsFigure] = []
     eff = results_dir() / "effects.csv"
@@ -392,7 +392,7 @@ def check_figures(figures: Path | None = None) -> list[str]:
 
     import matplotlib
 
-    from .paths import figures_dir
+    from ..paths import figures_dir
 
     figures = Path(figures) if figures is not None else figures_dir()
     problems: list[str] = []

@@ -23,11 +23,11 @@ from typing import Any
 
 import pandas as pd
 
-from .evaluate.provenance import config_hash
-from .paths import repo_path, results_dir
-from .train.config import RunConfig, config_from_dict
-from .train.run_folder import GRPO_KEY_EXEMPT_AT_DEFAULT, STAGES, stage_key  # noqa: F401 - part of this module's API
-from .train.run_folder import move_aside as _move_aside
+from ..evaluate.provenance import config_hash
+from ..paths import repo_path, results_dir
+from ..train.config import RunConfig, config_from_dict
+from ..train.run_folder import GRPO_KEY_EXEMPT_AT_DEFAULT, STAGES, stage_key  # noqa: F401 - part of this module's API
+from ..train.run_folder import move_aside as _move_aside
 
 DONE = "done.json"
 STARTED = "experiment.json"
@@ -70,7 +70,7 @@ def train_variant(cfg: RunConfig, stage: str) -> dict[str, Any]:
     ``{"model_dir", "steps", "train_seconds", "reused"}``. An interrupted run of the same config
     resumes from its last checkpoint; a run folder left by a *different* config is moved aside
     to ``<stage>.old-<hash>`` (never resumed, never deleted)."""
-    from .train import run_grpo, run_sft, run_vision_warmup
+    from ..train import run_grpo, run_sft, run_vision_warmup
 
     run_dir = cfg.run_dir(stage)
     done, started = run_dir / DONE, run_dir / STARTED
@@ -113,9 +113,9 @@ def evaluate_model(cfg: RunConfig, model_dir: str | Path, out_dir: Path, *, spli
                    max_new_tokens: int | None = None, profile: str | None = None) -> dict[str, Any]:
     """Evaluate ``model_dir`` on ``split`` of ``cfg``'s data (reusing ``out_dir/summary.json``
     when it was written for the same model, config and split)."""
-    from .evaluate import evaluate_2d, evaluate_3d, load_for_eval
-    from .train.common import use_image_backend
-    from .train.datasets import load_records
+    from ..evaluate import evaluate_2d, evaluate_3d, load_for_eval
+    from ..train.common import use_image_backend
+    from ..train.datasets import load_records
 
     out_dir = Path(out_dir)
     summary = out_dir / "summary.json"
@@ -228,6 +228,6 @@ MEDVOL_CPU_ARMS = ("full", "no_Rc", "rl_only")
 
 def medvol_segmenter() -> Any:
     """LiteMedSAM with an embedding cache large enough to hold every test slice once for all arms."""
-    from .segment import build_segmenter
+    from ..segment import build_segmenter
 
     return build_segmenter({"name": "litemedsam", "cache_size": 512, "cache_bytes": 2**31})

@@ -3,7 +3,7 @@ paired verdicts on test (one runner for the three papers).
 
 A *study spec* (``configs/studies/<paper>.yaml``) names the run config, the seeds, the arms
 (each a stage, ``sft`` or ``grpo``, and ``--set``-style overrides, trained from the seed's SFT
-start by :func:`medlib.experiments.run_ablation`), the claims (arm vs control, metrics, the
+start by :func:`medlib.study.ablation.run_ablation`), the claims (arm vs control, metrics, the
 paper's own delta) and the selection candidates. Two commands:
 
     python -m medlib.study select --spec configs/studies/medground_r1.yaml --arm grpo
@@ -16,7 +16,7 @@ from. ``run`` trains every arm for every seed (seeds in parallel processes, one 
 the numbers do not depend on the machine's core count), evaluates each on the test split, and
 writes ``results/study/<paper>/arms.csv`` (one row per arm and seed), ``passk.csv`` (pass@k of
 the SFT start and the GRPO model), ``diagnostics.csv`` (per-arm means of the GRPO step
-diagnostics) and the paper's rows of ``results/effects.csv`` (:mod:`medlib.effects`). Every
+diagnostics) and the paper's rows of ``results/effects.csv`` (:mod:`medlib.study.effects`). Every
 stage is cached by its config (a rerun reuses finished runs and evaluations and resumes
 unfinished ones).
 """
@@ -36,7 +36,7 @@ from typing import Any
 
 import pandas as pd
 
-from .paths import repo_path, results_dir
+from ..paths import repo_path, results_dir
 
 START = "sft_start"
 
@@ -69,7 +69,7 @@ def group_name(spec: dict[str, Any]) -> str:
 
 
 def _variant(name: str, arm: dict[str, Any]):
-    from .experiments import Variant
+    from .ablation import Variant
 
     return Variant(name, stage=arm["stage"], overrides=list(arm.get("set", [])))
 
@@ -92,8 +92,8 @@ def run_seed(spec_path: str, seed: int, arms: dict[str, dict[str, Any]], split: 
     start itself when ``with_start``); pass@k of the start and of the arms named in
     ``passk['arms']`` when asked."""
     _set_threads(threads)
-    from .experiments import run_ablation, start_run
-    from .train import load_config
+    from ..train import load_config
+    from .ablation import run_ablation, start_run
 
     spec = load_spec(spec_path)
     cfg = load_config(repo_path(spec["config"]), [f"seed={seed}", *spec.get("set", [])])
@@ -111,7 +111,7 @@ def run_seed(spec_path: str, seed: int, arms: dict[str, dict[str, Any]], split: 
 
 def model_dirs(spec: dict[str, Any], cfg, seed: int, start_model: str) -> dict[str, str]:
     """Model folder of the start and of each finished arm of ``seed``."""
-    from .experiments import DONE, variant_config
+    from .ablation import DONE, variant_config
 
     dirs = {START: start_model}
     for name, arm in spec["arms"].items():
@@ -125,10 +125,10 @@ def model_dirs(spec: dict[str, Any], cfg, seed: int, start_model: str) -> dict[s
 def passk_for_seed(spec, cfg, seed: int, start_model: str, passk: dict[str, Any], split: str,
                    limit: int | None) -> list[dict[str, Any]]:
     """pass@k rows (cached in the evaluation folder) of the start and the asked arms."""
-    from .evaluate import load_for_eval
-    from .evaluate.passk import evaluate_passk
-    from .train.common import use_image_backend
-    from .train.datasets import load_records
+    from ..evaluate import load_for_eval
+    from ..evaluate.passk import evaluate_passk
+    from ..train.common import use_image_backend
+    from ..train.datasets import load_records
 
     dirs = model_dirs(spec, cfg, seed, start_model)
     records = load_records(cfg, split)[:limit]
@@ -155,8 +155,8 @@ def passk_for_seed(spec, cfg, seed: int, start_model: str, passk: dict[str, Any]
 def prepare(spec: dict[str, Any]) -> None:
     """Build what parallel workers would otherwise race to build: the data, each seed's SFT start
     is built by its own worker, but the semantic reward's embedded CLIP is trained here, once."""
-    from .train import load_config
-    from .train.datasets import load_records
+    from ..train import load_config
+    from ..train.datasets import load_records
 
     cfg = load_config(repo_path(spec["config"]), list(spec.get("set", [])))
     load_records(cfg, "train")
@@ -164,7 +164,7 @@ def prepare(spec: dict[str, Any]) -> None:
     for arm in spec["arms"].values():
         rewards |= {o.split("=", 1)[1] for o in arm.get("set", []) if o.startswith("grpo.rewards")}
     if any("semantic" in r for r in rewards) and cfg.grpo.reward_options.get("semantic_scorer"):
-        from .semantic import ensure_trained
+        from ..semantic import ensure_trained
 
         ensure_trained(cfg.grpo.reward_options["semantic_scorer"])
 
@@ -212,8 +212,8 @@ def run(spec_path: str, *, jobs: int | None = None, limit: int | None = None, on
     """Train and evaluate every arm for every seed on the test split, then the effects (``only`` /
     ``seeds``: a part of the study, e.g. to spread it over machines; the effects then cover only
     what that part evaluated, so finish with a full run, which reuses every finished stage)."""
+    from .ablation import mean_over_seeds
     from .effects import claim_rows, write_effects
-    from .experiments import mean_over_seeds
 
     spec = load_spec(spec_path)
     split = spec.get("split", "test")
@@ -236,7 +236,7 @@ def run(spec_path: str, *, jobs: int | None = None, limit: int | None = None, on
     if len(diag):
         diag.to_csv(out / "diagnostics.csv", index=False)
     command = "python -m medlib.study run --spec " + spec["_path"]
-    from .train import load_config
+    from ..train import load_config
 
     cfg = load_config(repo_path(spec["config"]), list(spec.get("set", [])))
     eval_root = repo_path(cfg.output_dir) / group_name(spec) / "_eval"
@@ -262,7 +262,7 @@ def run(spec_path: str, *, jobs: int | None = None, limit: int | None = None, on
                "means": means.round(2).to_dict("records"), "effects": rows}
     (out / "study.json").write_text(json.dumps(summary, indent=1, default=str) + "\n")
     if out_dir is None:  # the figures these files feed, redrawn by the command that wrote them
-        from .report_figures import write_figures
+        from ..report.figures import write_figures
 
         write_figures(only=["91_effects", f"91_study_{spec['paper']}_passk", f"91_study_{spec['paper']}_grpo_signal"])
     return summary

@@ -4,11 +4,12 @@ figures (pass@k of the SFT start and the GRPO model; the GRPO signal step by ste
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
 
-from .paths import results_dir
+from ..paths import results_dir
 
 
 def study_files(paper: str) -> dict[str, pd.DataFrame]:
@@ -177,3 +178,18 @@ def describe_arms(runs: pd.DataFrame, metrics, reference: str, seed: int | None 
             lines.append(f"{arm}: {m} {r[m]:.1f} [{lo:.1f}, {hi:.1f}] vs {reference} {ref[m]:.1f} "
                          f"[{rlo:.1f}, {rhi:.1f}] ({verdict}).")
     return "\n".join(lines)
+
+
+def load_study(stem: str = "learning") -> dict[str, pd.DataFrame] | None:
+    """``results/learning_study_<stem>.json`` as tables (per seed, means, paired differences), or
+    None when the study has not been run."""
+    path = results_dir() / f"learning_study_{stem}.json"
+    if not path.is_file():
+        return None
+    d = json.loads(path.read_text())
+    cols = ["seed", "variant", "steps", "train_seconds", "mIoU", "mIoU_lo", "mIoU_hi", "Acc", "Acc_lo", "Acc_hi"]
+    per_seed = pd.DataFrame(d["per_seed"])
+    per_seed = per_seed[[c for c in cols if c in per_seed.columns]]
+    means = pd.DataFrame(d["summary"]["arms"]).T
+    diffs = pd.DataFrame(d["summary"]["differences"]).T
+    return {"per_seed": per_seed, "means": means, "differences": diffs, "command": d.get("command")}

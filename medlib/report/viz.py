@@ -54,7 +54,7 @@ def fit_to_page(fig, width: float = PAGE_WIDTH_IN) -> None:
 def save_figure(fig, name: str, out_dir: Path | None = None, pdf: bool = True) -> list[Path]:
     """Save ``fig`` as ``figures/<name>.png`` (and ``.pdf``), at most a page wide; returns the
     paths. The files hold no timestamp: the same figure saved again gives the same bytes."""
-    from .paths import figures_dir
+    from ..paths import figures_dir
 
     d = Path(out_dir) if out_dir is not None else figures_dir()
     d.mkdir(parents=True, exist_ok=True)
@@ -296,7 +296,7 @@ def plot_propagated_slices(volume: np.ndarray, gt: np.ndarray, pred: np.ndarray,
     from matplotlib.lines import Line2D
     from matplotlib.patches import Rectangle
 
-    from .metrics import dice
+    from ..metrics import dice
 
     plt = _plt()
     level, width = window

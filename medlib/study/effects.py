@@ -138,7 +138,7 @@ def write_effects(rows: list[dict[str, Any]], paper: str, out_dir: str | Path | 
     rows stay. Returns the CSV path."""
     import pandas as pd
 
-    from .paths import results_dir
+    from ..paths import results_dir
 
     out = Path(out_dir) if out_dir is not None else results_dir()
     csv = out / "effects.csv"
@@ -155,7 +155,7 @@ def load_effects(paper: str | None = None, scope: str | None = "pooled"):
     """``results/effects.csv`` as a table (one paper's rows, pooled rows by default), or None."""
     import pandas as pd
 
-    from .paths import results_dir
+    from ..paths import results_dir
 
     csv = results_dir() / "effects.csv"
     if not csv.is_file():
