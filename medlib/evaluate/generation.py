@@ -9,6 +9,7 @@ a conversational ``prompt`` and the images in ``image`` (2D) or ``images`` (3D, 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import contextmanager
 from typing import Any
 
 
@@ -35,6 +36,30 @@ def _tokenizer(processor):
     return getattr(processor, "tokenizer", processor)
 
 
+@contextmanager
+def decoding(model, processor):
+    """Left padding and eval mode while decoding (restored after); yields ``(tokenizer, pad_id,
+    device)``."""
+    tok = _tokenizer(processor)
+    old_side = getattr(tok, "padding_side", "left")
+    tok.padding_side = "left"
+    pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    was_training = model.training
+    model.eval()
+    try:
+        yield tok, pad_id, next(model.parameters()).device
+    finally:
+        tok.padding_side = old_side
+        model.train(was_training)
+
+
+def batch_inputs(processor, batch: Sequence[dict[str, Any]], device) -> dict[str, Any]:
+    """The processor's padded tensors of a batch of rows (prompt texts and their images), on ``device``."""
+    images = [im for r in batch for im in row_images(r)]
+    inputs = processor(text=prompt_texts(processor, batch), images=images or None, padding=True, return_tensors="pt")
+    return {k: (v.to(device) if hasattr(v, "to") else v) for k, v in inputs.items()}
+
+
 def generate(model, processor, rows: Sequence[dict[str, Any]], *, batch_size: int = 16,
              max_new_tokens: int = 64, repetition_penalty: float = 1.0, progress: bool = False) -> list[str]:
     """Greedy completions (``do_sample=False``) of ``rows``, special tokens stripped, in row order.
@@ -52,29 +77,13 @@ def generate(model, processor, rows: Sequence[dict[str, Any]], *, batch_size: in
         raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
     if not repetition_penalty > 0:
         raise ValueError(f"repetition_penalty must be > 0, got {repetition_penalty}")
-    tok = _tokenizer(processor)
-    old_side = getattr(tok, "padding_side", "left")
-    tok.padding_side = "left"
-    pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
     out: list[str] = []
-    try:
-        starts = range(0, len(rows), batch_size)
-        for s in tqdm(starts, desc="generate", disable=not progress, leave=False):
-            batch = list(rows[s : s + batch_size])
-            texts = prompt_texts(processor, batch)
-            images = [im for r in batch for im in row_images(r)]
-            inputs = processor(text=texts, images=images or None, padding=True, return_tensors="pt")
-            inputs = {k: (v.to(device) if hasattr(v, "to") else v) for k, v in inputs.items()}
+    with decoding(model, processor) as (tok, pad_id, device):
+        for s in tqdm(range(0, len(rows), batch_size), desc="generate", disable=not progress, leave=False):
+            inputs = batch_inputs(processor, list(rows[s : s + batch_size]), device)
             with torch.inference_mode():
                 ids = model.generate(**inputs, do_sample=False, max_new_tokens=max_new_tokens,
                                      temperature=None, top_p=None, top_k=None, pad_token_id=pad_id,
                                      repetition_penalty=float(repetition_penalty))
-            new = ids[:, inputs["input_ids"].shape[1]:]
-            out += tok.batch_decode(new, skip_special_tokens=True)
-    finally:
-        tok.padding_side = old_side
-        model.train(was_training)
+            out += tok.batch_decode(ids[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
     return out

@@ -40,31 +40,19 @@ def sample_completions(model, processor, rows: Sequence[dict[str, Any]], *, n: i
     """``n`` sampled completions per row (top-p 1, no top-k), seeded, in row order."""
     import torch
 
-    from .generation import _tokenizer, prompt_texts, row_images
+    from .generation import batch_inputs, decoding
 
-    tok = _tokenizer(processor)
-    old_side = getattr(tok, "padding_side", "left")
-    tok.padding_side = "left"
-    pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    torch.manual_seed(seed)
     out: list[list[str]] = []
-    try:
+    with decoding(model, processor) as (tok, pad_id, device):
+        torch.manual_seed(seed)
         for s in range(0, len(rows), batch_size):
             batch = list(rows[s: s + batch_size])
-            inputs = processor(text=prompt_texts(processor, batch), images=[im for r in batch for im in row_images(r)]
-                               or None, padding=True, return_tensors="pt")
-            inputs = {k: (v.to(device) if hasattr(v, "to") else v) for k, v in inputs.items()}
+            inputs = batch_inputs(processor, batch, device)
             with torch.inference_mode():
                 ids = model.generate(**inputs, do_sample=True, temperature=temperature, top_p=1.0, top_k=0,
                                      num_return_sequences=n, max_new_tokens=max_new_tokens, pad_token_id=pad_id)
             texts = tok.batch_decode(ids[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
             out += [texts[i * n:(i + 1) * n] for i in range(len(batch))]
-    finally:
-        tok.padding_side = old_side
-        model.train(was_training)
     return out
 
 
