@@ -24,7 +24,7 @@ from typing import Any
 import pandas as pd
 
 from ..evaluate.provenance import config_hash
-from ..paths import repo_path, results_dir
+from ..paths import portable_path, repo_path, results_dir
 from ..train.config import RunConfig, config_from_dict
 from ..train.run_folder import GRPO_KEY_EXEMPT_AT_DEFAULT, STAGES, stage_key  # noqa: F401 - part of this module's API
 from ..train.run_folder import move_aside as _move_aside
@@ -119,7 +119,7 @@ def evaluate_model(cfg: RunConfig, model_dir: str | Path, out_dir: Path, *, spli
 
     out_dir = Path(out_dir)
     summary = out_dir / "summary.json"
-    key = {"model": str(model_dir), "config": config_hash(cfg.to_dict()), "split": split, "limit": limit}
+    key = {"model": portable_path(model_dir), "config": config_hash(cfg.to_dict()), "split": split, "limit": limit}
     if summary.is_file():
         s = json.loads(summary.read_text())
         if s.get("medlib_experiment_key") == key:

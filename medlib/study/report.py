@@ -69,31 +69,36 @@ SIGNAL_COLUMNS = (("diag/zero_spread/total", "groups with no reward spread"),
 
 
 def plot_signal(paper: str, arm: str = "grpo", path: str | Path | None = None):
-    """The GRPO signal over training, one panel per diagnostic, one line per seed of ``arm``."""
+    """The GRPO signal over training, one panel per diagnostic (and KL), one line per seed of ``arm``."""
+    import textwrap
+
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     logs = sorted(results_dir("training", f"{paper}_study").glob(f"{arm}_seed*.csv"))
-    cols = [c for c in SIGNAL_COLUMNS]
-    fig, axes = plt.subplots(1, len(cols) + 1, figsize=(7.0, 2.4), sharex=True)
+    panels = [*SIGNAL_COLUMNS, ("kl", "KL to the SFT start (nats / token)")]
+    fig, axes = plt.subplots(2, 3, figsize=(7.0, 4.6), sharex=True)
+    flat = axes.ravel()
     for f in logs:
         df = pd.read_csv(f)
         df = df[df["loss"].notna()] if "loss" in df else df
         seed = f.stem.split("seed")[-1]
-        for ax, (c, _) in zip(axes, cols):
+        for ax, (c, _) in zip(flat, panels):
             if c in df:
                 ax.plot(df["step"], df[c], lw=1, label=f"seed {seed}")
-        if "kl" in df:
-            axes[-1].plot(df["step"], df["kl"], lw=1)
-    for ax, (_, title) in zip(axes, cols):
-        ax.set_title(title, fontsize=7)
-        ax.set_ylim(-0.05, 1.05)
-    axes[-1].set_title("KL to the SFT start", fontsize=7)
-    for ax in axes:
-        ax.set_xlabel("GRPO step", fontsize=7)
-        ax.tick_params(labelsize=6)
+    for ax, (c, title) in zip(flat, panels):
+        ax.set_title("\n".join(textwrap.wrap(title, 28)), fontsize=8)
+        if c != "kl":
+            ax.set_ylim(-0.05, 1.05)
+            ax.set_ylabel("fraction", fontsize=7)
+        ax.tick_params(labelsize=7)
+    for ax in axes[1]:
+        ax.set_xlabel("GRPO step", fontsize=8)
+    handles, labels = flat[0].get_legend_handles_labels()
+    flat[-1].axis("off")
+    flat[-1].legend(handles, labels, loc="center", fontsize=8, frameon=False, title=f"{arm} arm")
     fig.tight_layout()
     if path is not None:
         fig.savefig(path, dpi=150, metadata={"Software": None})
