@@ -25,11 +25,11 @@ import os
 import sys
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 
 import numpy as np
 
 from medlib.paths import repo_path, results_dir
+from medlib.provenance import write_json
 
 G = 4
 _VOLUMES: dict[str, np.ndarray] = {}
@@ -114,10 +114,7 @@ def main(argv: list[str] | None = None) -> int:
               "nproc": os.cpu_count(), "torch_threads": torch.get_num_threads(),
               "loadavg_before": [round(x, 2) for x in load0], "loadavg_after": [round(x, 2) for x in os.getloadavg()],
               "note": args.note, "steps": steps}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {out}")
+    print(f"wrote {write_json(args.out, result)}")
     return 0
 
 

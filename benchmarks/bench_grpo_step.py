@@ -33,11 +33,11 @@ import shutil
 import sys
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 
 import torch
 
 from medlib.paths import repo_path, results_dir
+from medlib.provenance import write_json
 from medlib.train.step_timing import TimedReward, Timers, step_timer_callback, summarise, timed_trainer
 
 SMOKE = ("configs/medground/smoke.yaml", "configs/medreasoner/smoke.yaml", "configs/medvol/smoke.yaml")
@@ -172,10 +172,7 @@ def main(argv: list[str] | None = None) -> int:
                                  "shares": entry["medlib"]["shares"]}}), flush=True)
     result["machine_after"] = machine()
     result["wall_seconds"] = round(time.time() - started, 1)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {out}")
+    print(f"wrote {write_json(args.out, result)}")
     return 0
 
 

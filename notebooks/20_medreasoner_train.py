@@ -109,13 +109,9 @@ write_ours(rows, "medreasoner", "3", f"20_medreasoner_train_{PROFILE}")
 # mean when the study has run, and says so when it has not.
 
 # %%
-from medlib.study.effects import load_effects
-from medlib.study.report import explain
+from medlib.study.report import paper_effects
 
-effects = load_effects("MedReasoner")
-if effects is None or effects.empty:
-    print("MedReasoner: no effect study has run yet, so no claim of this paper is judged here; the arms above are "
-          "one seed on a small test split (intervals in the table), not a test of the paper's effect.")
-else:
-    display(effects[["table", "claim", "metric", "seeds", "n_test", "delta", "ci_lo", "ci_hi", "verdict"]])
-    print(explain("medreasoner", "MedReasoner"))
+table, meaning = paper_effects("medreasoner", "MedReasoner")
+if table is not None:
+    display(table)
+print(meaning)

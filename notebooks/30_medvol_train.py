@@ -98,13 +98,9 @@ plt.show()
 # mean when the study has run, and says so when it has not.
 
 # %%
-from medlib.study.effects import load_effects
-from medlib.study.report import explain
+from medlib.study.report import paper_effects
 
-effects = load_effects("MedVol-R1")
-if effects is None or effects.empty:
-    print("MedVol-R1: no effect study has run yet, so no claim of this paper is judged here; the arms above are "
-          "one seed on a small test split (intervals in the table), not a test of the paper's effect.")
-else:
-    display(effects[["table", "claim", "metric", "seeds", "n_test", "delta", "ci_lo", "ci_hi", "verdict"]])
-    print(explain("medvol", "MedVol-R1"))
+table, meaning = paper_effects("medvol", "MedVol-R1")
+if table is not None:
+    display(table)
+print(meaning)

@@ -47,6 +47,7 @@ def test_selection_must_not_use_the_test_split(tmp_path):
 @pytest.mark.slow
 def test_select_then_run_writes_arms_passk_diagnostics_and_effects(tmp_path, monkeypatch):
     monkeypatch.setenv("MEDLIB_RESULTS_DIR", str(tmp_path / "results"))
+    monkeypatch.setenv("MEDLIB_FIGURES_DIR", str(tmp_path / "figures"))  # the study redraws its figures
     spec = _spec(tmp_path)
     sel = study.select(spec, "grpo")
     assert set(sel["split"]) == {"val"} and set(sel["variant"]) == {"sft_start", "sel-grpo-t07"}
@@ -65,6 +66,8 @@ def test_select_then_run_writes_arms_passk_diagnostics_and_effects(tmp_path, mon
     assert list(pooled["metric"]) == ["Acc", "mIoU"] and set(pooled["selected_on"]) == {"val"}
     assert set(eff["verdict"]) <= {"shown", "not shown", "reversed"}
     assert len(eff[eff["scope"] == "seed"]) == 4 and summary["effects"]
+    assert {"91_effects.png", "91_study_medground_passk.png", "91_study_medground_grpo_signal.png"} <= {
+        p.name for p in (tmp_path / "figures").iterdir()}
     # rerun: every stage and evaluation is reused, the numbers are the same
     again = study.run(spec, n_boot=50)
     assert [e["delta"] for e in again["effects"]] == [e["delta"] for e in summary["effects"]]

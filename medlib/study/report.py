@@ -198,3 +198,19 @@ def load_study(stem: str = "learning") -> dict[str, pd.DataFrame] | None:
     means = pd.DataFrame(d["summary"]["arms"]).T
     diffs = pd.DataFrame(d["summary"]["differences"]).T
     return {"per_seed": per_seed, "means": means, "differences": diffs, "command": d.get("command")}
+
+
+EFFECT_VIEW = ["table", "claim", "metric", "seeds", "n_test", "delta", "ci_lo", "ci_hi", "verdict"]
+
+
+def paper_effects(paper: str, paper_name: str) -> tuple[pd.DataFrame | None, str]:
+    """A paper's pooled rows of ``results/effects.csv`` (None when no study has run) and what they
+    mean (:func:`explain`), or a sentence saying that no claim of the paper is judged yet."""
+    from .effects import load_effects
+
+    effects = load_effects(paper_name)
+    if effects is None or effects.empty:
+        return None, (f"{paper_name}: no effect study has run yet, so no claim of this paper is judged here; the "
+                      "arms above are one seed on a small test split (intervals in the table), not a test of the "
+                      "paper's effect.")
+    return effects[EFFECT_VIEW], explain(paper, paper_name)
