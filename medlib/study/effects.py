@@ -190,13 +190,12 @@ def effects_markdown(df) -> str:
     return head + body
 
 
-def plot_effects(df, path: str | Path | None = None):
+def plot_effects(df):
     """Effect-size figure: one row per pooled claim and metric, our delta with its 95% interval
     (points, in percentage points) and the paper's delta (open diamond) where it printed one."""
-    import matplotlib
+    from ..report.viz import _plt
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _plt()
 
     labels = [f"{r.paper} T{r.table}: {r.claim} [{r.metric}]" for r in df.itertuples()]
     fig, ax = plt.subplots(figsize=(6.5, 0.45 * len(df) + 1.2))
@@ -215,6 +214,4 @@ def plot_effects(df, path: str | Path | None = None):
     uniq = dict(zip(names, handles))
     fig.legend(uniq.values(), uniq.keys(), loc="lower center", ncol=len(uniq), fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, 0.07, 1, 1))
-    if path is not None:
-        fig.savefig(path, dpi=150, metadata={"Software": None} if str(path).endswith(".png") else {"CreationDate": None})
     return fig

@@ -5,7 +5,6 @@ figures (pass@k of the SFT start and the GRPO model; the GRPO signal step by ste
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pandas as pd
 
@@ -36,12 +35,11 @@ def selection_table(sel: pd.DataFrame) -> pd.DataFrame:
     return t.join(sel.groupby(["variant", "split"], sort=False)["overrides"].first())
 
 
-def plot_passk(passk: pd.DataFrame, path: str | Path | None = None):
+def plot_passk(passk: pd.DataFrame):
     """pass@k (k = 1..16, log-2 axis) of each arm, one line per seed; greedy Acc is not in it."""
-    import matplotlib
+    from ..report.viz import _plt
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _plt()
 
     ks = sorted(int(c.split("@")[1]) for c in passk.columns if c.startswith("pass@"))
     fig, ax = plt.subplots(figsize=(5.0, 3.4))
@@ -57,8 +55,6 @@ def plot_passk(passk: pd.DataFrame, path: str | Path | None = None):
     ax.legend(frameon=False, fontsize=8, loc="upper left")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    if path is not None:
-        fig.savefig(path, dpi=150, metadata={"Software": None})
     return fig
 
 
@@ -68,14 +64,13 @@ SIGNAL_COLUMNS = (("diag/zero_spread/total", "groups with no reward spread"),
                   ("diag/adv_share/medground_semantic", "semantic share of advantage variance"))
 
 
-def plot_signal(paper: str, arm: str = "grpo", path: str | Path | None = None):
+def plot_signal(paper: str, arm: str = "grpo"):
     """The GRPO signal over training, one panel per diagnostic (and KL), one line per seed of ``arm``."""
     import textwrap
 
-    import matplotlib
+    from ..report.viz import _plt
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _plt()
 
     logs = sorted(results_dir("training", f"{paper}_study").glob(f"{arm}_seed*.csv"))
     panels = [*SIGNAL_COLUMNS, ("kl", "KL to the SFT start (nats / token)")]
@@ -100,8 +95,6 @@ def plot_signal(paper: str, arm: str = "grpo", path: str | Path | None = None):
     flat[-1].axis("off")
     flat[-1].legend(handles, labels, loc="center", fontsize=8, frameon=False, title=f"{arm} arm")
     fig.tight_layout()
-    if path is not None:
-        fig.savefig(path, dpi=150, metadata={"Software": None})
     return fig
 
 

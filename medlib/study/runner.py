@@ -241,19 +241,17 @@ def run(spec_path: str, *, jobs: int | None = None, limit: int | None = None, on
     cfg = load_config(repo_path(spec["config"]), list(spec.get("set", [])))
     eval_root = repo_path(cfg.output_dir) / group_name(spec) / "_eval"
     suffix = "" if split == "test" else f"_{split}"
-    rows = []
+    rows, evaluated = [], _evaluated(arms_df)
     for claim in spec.get("claims", []):
         seeds = [s for s in claim.get("seeds", spec["seeds"])
-                 if (claim["arm"], s) in _evaluated(arms_df) and (claim["control"], s) in _evaluated(arms_df)]
+                 if (claim["arm"], s) in evaluated and (claim["control"], s) in evaluated]
         if not seeds:
             continue
         dirs = {(a, s): eval_root / f"{a}_seed{s}{suffix}" for a in (claim["arm"], claim["control"]) for s in seeds}
         rows += claim_rows({"paper": spec.get("paper_name", spec["paper"]), **claim}, dirs, seeds, n_boot=n_boot, command=command,
                            selected_on=spec.get("selected_on", "val"))
-    if rows and out_dir is None:
-        write_effects(rows, spec.get("paper_name", spec["paper"]))
-    elif rows:
-        write_effects(rows, spec.get("paper_name", spec["paper"]), out)
+    if rows:
+        write_effects(rows, spec.get("paper_name", spec["paper"]), None if out_dir is None else out)
     means = mean_over_seeds(arms_df, [m for m in ("mIoU", "Acc", "pDice", "DSC") if m in arms_df])
     summary = {"command": command, "spec": spec_path, "seeds": spec["seeds"], "split": split,
                "wall_seconds": round(time.perf_counter() - t0, 1),
